@@ -1,0 +1,381 @@
+"""The Reactor: one thread, one selector, timers and a queue of callbacks.
+
+Theory of operation
+-------------------
+``run_once`` is one step of the loop, in five named phases:
+
+1. work out how long ``select()`` may block: zero if callbacks are ready,
+   else until the nearest timer, capped by the caller's ``timeout``;
+2. ``select()``: the only call in the library that blocks;
+3. dispatch each ready descriptor to the object registered for it;
+4. move due timers onto the ready queue, earliest first;
+5. run the callbacks that are ready *now*; anything they schedule waits for
+   the next step, so a callback that reschedules itself cannot starve I/O.
+
+Phases 3 and 5 are the only places user code runs, and both go through
+``_report`` when it raises: the exception reaches the exception handler with
+a context dict and the loop carries on.  ``KeyboardInterrupt`` and
+``SystemExit`` are not caught; they end ``run()`` as they would any program.
+
+Waiting is separate from deciding: ``_dispatch`` takes the list that
+``select()`` returned, so tests can feed it scripted events.  Each registered
+object is called as ``obj._handle_io(mask)``; the key's data, not the
+descriptor number, routes the event, so a descriptor closed and reused within
+one step cannot receive the events of its previous owner.
+
+There is no global reactor: create as many as you like and pass them around.
+"""
+
+from __future__ import annotations
+
+import collections
+import concurrent.futures
+import logging
+import selectors
+import signal
+import socket
+import threading
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+from .servers import Connector, Hosts, Listener
+from .timers import Clock, MonotonicClock, TimerHandle, TimerQueue
+
+__all__ = ["Reactor", "Handle"]
+
+logger = logging.getLogger("reactor")
+
+EVENT_READ = selectors.EVENT_READ
+EVENT_WRITE = selectors.EVENT_WRITE
+
+ExceptionHandler = Callable[["Reactor", Dict[str, Any]], None]
+
+
+class Handle:
+    """A callback waiting in the ready queue.  ``cancel()`` stops it."""
+
+    __slots__ = ("fn", "args", "cancelled")
+
+    def __init__(self, fn: Callable[..., Any], args: Tuple[Any, ...]) -> None:
+        self.fn = fn
+        self.args = args
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+
+    def __repr__(self) -> str:
+        name = getattr(self.fn, "__qualname__", repr(self.fn))
+        return f"<Handle {name}{' cancelled' if self.cancelled else ''}>"
+
+
+class _Waker:
+    """The reading end of the self-pipe: lets other threads (and signal
+    handlers) interrupt a blocking ``select()``."""
+
+    __slots__ = ("reader", "writer")
+
+    def __init__(self) -> None:
+        self.reader, self.writer = socket.socketpair()
+        self.reader.setblocking(False)
+        self.writer.setblocking(False)
+
+    def wake(self) -> None:
+        try:
+            self.writer.send(b"\0")
+        except OSError:
+            # Full (a wake-up is already pending) or closed during close():
+            # either way the loop needs no second nudge.
+            pass
+
+    def _handle_io(self, mask: int) -> None:
+        try:
+            while self.reader.recv(4096):
+                pass
+        except OSError:
+            pass
+
+    def close(self) -> None:
+        self.reader.close()
+        self.writer.close()
+
+
+class Reactor:
+    """A single-threaded event loop over ``selectors``.
+
+    ``selector`` defaults to ``selectors.DefaultSelector()``; ``clock`` to the
+    monotonic clock (pass ``reactor.testing.FakeClock()`` in tests).
+    """
+
+    def __init__(self, selector: Optional[selectors.BaseSelector] = None,
+                 clock: Optional[Clock] = None) -> None:
+        self._selector = selector if selector is not None else selectors.DefaultSelector()
+        self._clock = clock if clock is not None else MonotonicClock()
+        self._timers = TimerQueue()
+        self._ready: Deque[Handle] = collections.deque()
+        self._running = False
+        self._stopping = False
+        self._closed = False
+        self._thread_id: Optional[int] = None
+        self._exception_handler: Optional[ExceptionHandler] = None
+        self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
+        self._signals: Dict[int, Any] = {}
+        self._waker = _Waker()
+        self._selector.register(self._waker.reader, EVENT_READ, self._waker)
+        #: The host-name resolver used by ``listen_tcp`` and ``connect_tcp``;
+        #: same signature as ``socket.getaddrinfo``.  Tests replace it so that
+        #: no name lookup ever leaves the machine.
+        self.getaddrinfo = socket.getaddrinfo
+
+    # -- time and scheduling ------------------------------------------------
+
+    def time(self) -> float:
+        """Now, in seconds, on this reactor's (monotonic) clock."""
+        return self._clock.now()
+
+    def call_soon(self, fn: Callable[..., Any], *args: Any) -> Handle:
+        """Run ``fn(*args)`` in the next callback phase, in FIFO order."""
+        handle = Handle(fn, args)
+        self._ready.append(handle)
+        return handle
+
+    def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> Handle:
+        """Like ``call_soon``, callable from any thread or signal handler;
+        wakes the loop if it is blocked in ``select()``."""
+        handle = Handle(fn, args)
+        self._ready.append(handle)  # deque.append is atomic
+        self._waker.wake()
+        return handle
+
+    def call_at(self, when: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
+        """Run ``fn(*args)`` once ``time() >= when``; never earlier.  Timers
+        with equal deadlines run in the order they were scheduled."""
+        return self._timers.push(when, fn, args)
+
+    def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
+        """``call_at(time() + delay, fn, *args)``."""
+        return self._timers.push(self._clock.now() + delay, fn, args)
+
+    def next_deadline(self) -> Optional[float]:
+        """The deadline of the nearest pending timer, or ``None``."""
+        return self._timers.next_deadline()
+
+    # -- running ------------------------------------------------------------
+
+    def run(self) -> None:
+        """Run steps until ``stop()`` is called."""
+        if self._running:
+            raise RuntimeError("this reactor is already running")
+        self._check_open()
+        self._running = True
+        self._thread_id = threading.get_ident()
+        try:
+            # Test after the step, not before: a stop() that came before
+            # run() still gets its one step.
+            while True:
+                self.run_once()
+                if self._stopping:
+                    break
+        finally:
+            self._stopping = False
+            self._running = False
+            self._thread_id = None
+
+    def stop(self) -> None:
+        """Make ``run()`` return after the current step.  Callable from any
+        thread.  Called before ``run()``, it makes the next ``run()`` do one
+        step and return."""
+        self._stopping = True
+        if self._thread_id is not None and self._thread_id != threading.get_ident():
+            self._waker.wake()
+
+    def run_once(self, timeout: Optional[float] = None) -> None:
+        """One step of the loop.  Blocks at most ``timeout`` seconds (``None``:
+        until something happens).  This is the only place user code is
+        called from."""
+        timeout = self._select_timeout(timeout)
+        events = self._selector.select(timeout)
+        self._dispatch(events)
+        self._enqueue_due_timers(self._clock.now())
+        self._run_ready()
+
+    def _select_timeout(self, limit: Optional[float]) -> Optional[float]:
+        if self._ready or self._stopping:
+            return 0
+        deadline = self._timers.next_deadline()
+        if deadline is None:
+            return limit
+        delay = max(0.0, deadline - self._clock.now())
+        return delay if limit is None else min(delay, limit)
+
+    def _dispatch(self, events: List[Tuple[selectors.SelectorKey, int]]) -> None:
+        for key, mask in events:
+            try:
+                key.data._handle_io(mask)
+            except Exception as exc:  # a bug in the library, not user code
+                self._report(exc, "internal error while handling I/O",
+                             handler=key.data)
+
+    def _enqueue_due_timers(self, now: float) -> None:
+        for timer in self._timers.pop_due(now):
+            self._ready.append(timer)  # type: ignore[arg-type]  # same shape
+
+    def _run_ready(self) -> None:
+        ready = self._ready
+        for _ in range(len(ready)):
+            handle = ready.popleft()
+            if handle.cancelled:
+                continue
+            try:
+                handle.fn(*handle.args)
+            except Exception as exc:
+                self._report(exc, f"exception in callback {handle.fn!r}",
+                             callback=handle.fn)
+
+    # -- errors -------------------------------------------------------------
+
+    def set_exception_handler(self, handler: Optional[ExceptionHandler]) -> None:
+        """Route errors from user code to ``handler(reactor, context)``;
+        ``None`` restores the default, which logs them with traceback to the
+        ``reactor`` logger.  ``context`` has ``message`` and usually
+        ``exception``, plus ``callback``, ``transport`` or ``protocol``."""
+        self._exception_handler = handler
+
+    def get_exception_handler(self) -> Optional[ExceptionHandler]:
+        return self._exception_handler
+
+    def default_exception_handler(self, context: Dict[str, Any]) -> None:
+        """Log ``context`` at ERROR level with the exception's traceback."""
+        exc = context.get("exception")
+        lines = [str(context.get("message", "unhandled error"))]
+        for key in sorted(context):
+            if key not in ("message", "exception"):
+                lines.append(f"{key}: {context[key]!r}")
+        exc_info = (type(exc), exc, exc.__traceback__) if exc is not None else None
+        logger.error("\n".join(lines), exc_info=exc_info)
+
+    def call_exception_handler(self, context: Dict[str, Any]) -> None:
+        """Pass ``context`` to the exception handler.  If the handler itself
+        raises, both errors are logged by the default handler; nothing
+        propagates into the loop."""
+        handler = self._exception_handler
+        if handler is None:
+            self.default_exception_handler(context)
+            return
+        try:
+            handler(self, context)
+        except Exception as exc:
+            self.default_exception_handler({
+                "message": "the exception handler raised",
+                "exception": exc,
+                "original_context": context,
+            })
+
+    def _report(self, exc: BaseException, message: str, **context: Any) -> None:
+        context["message"] = message
+        context["exception"] = exc
+        self.call_exception_handler(context)
+
+    # -- I/O registration (used by transports and listeners) ------------------
+
+    def _register(self, fileobj: Any, mask: int, handler: Any) -> None:
+        self._selector.register(fileobj, mask, handler)
+
+    def _modify(self, fileobj: Any, mask: int, handler: Any) -> None:
+        self._selector.modify(fileobj, mask, handler)
+
+    def _unregister(self, fileobj: Any) -> None:
+        """Stop watching ``fileobj``; tolerates an object already closed or
+        never registered."""
+        try:
+            self._selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    def registered_count(self) -> int:
+        """How many descriptors the selector watches, the waker excluded."""
+        return len(self._selector.get_map()) - 1
+
+    # -- threads and signals ------------------------------------------------
+
+    def _run_in_thread(self, fn: Callable[..., Any], args: Tuple[Any, ...],
+                       done: Callable[[Any, Optional[BaseException]], None]) -> None:
+        """Run blocking ``fn(*args)`` in a small worker pool; call
+        ``done(result, exc)`` back on the reactor thread."""
+        if self._executor is None:
+            self._executor = concurrent.futures.ThreadPoolExecutor(
+                max_workers=4, thread_name_prefix="reactor-worker")
+
+        def finished(future: "concurrent.futures.Future[Any]") -> None:
+            exc = future.exception()
+            result = None if exc is not None else future.result()
+            if not self._closed:
+                self.call_soon_threadsafe(done, result, exc)
+
+        self._executor.submit(fn, *args).add_done_callback(finished)
+
+    def add_signal_handler(self, sig: int, fn: Callable[..., Any], *args: Any) -> None:
+        """Run ``fn(*args)`` on the reactor thread when signal ``sig``
+        arrives; wakes a blocked ``select()``.  Main thread only."""
+        def on_signal(signum: int, frame: Any) -> None:
+            self.call_soon_threadsafe(fn, *args)
+
+        previous = signal.signal(sig, on_signal)
+        self._signals.setdefault(sig, previous)
+
+    def remove_signal_handler(self, sig: int) -> bool:
+        """Restore the handler ``sig`` had before ``add_signal_handler``."""
+        if sig not in self._signals:
+            return False
+        signal.signal(sig, self._signals.pop(sig))
+        return True
+
+    # -- shutting down ------------------------------------------------------
+
+    def is_running(self) -> bool:
+        return self._running
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("this reactor is closed")
+
+    def close(self) -> None:
+        """Release the selector, the self-pipe, the worker threads and any
+        signal handlers.  Transports still open are not closed for you."""
+        if self._running:
+            raise RuntimeError("cannot close a running reactor")
+        if self._closed:
+            return
+        self._closed = True
+        for sig in list(self._signals):
+            self.remove_signal_handler(sig)
+        if self._executor is not None:
+            self._executor.shutdown(wait=False)
+            self._executor = None
+        self._ready.clear()
+        self._selector.close()
+        self._waker.close()
+
+    def __enter__(self) -> "Reactor":
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    # -- networking (implemented in servers.py) -------------------------------
+
+    def listen_tcp(self, protocol_factory: Callable[[], Any], host: Hosts = "localhost",
+                   port: int = 0, *, backlog: int = 100, **options: Any) -> "Listener":
+        """Listen for TCP connections; see ``reactor.servers.Listener``."""
+        self._check_open()
+        return Listener(self, protocol_factory, host, port, backlog=backlog, **options)
+
+    def connect_tcp(self, protocol_factory: Callable[[], Any], host: str, port: int, *,
+                    timeout: Optional[float] = 30.0, **options: Any) -> "Connector":
+        """Open a TCP connection without blocking; see
+        ``reactor.servers.Connector``."""
+        self._check_open()
+        return Connector(self, protocol_factory, host, port, timeout=timeout, **options)
+

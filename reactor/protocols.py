@@ -1,0 +1,75 @@
+"""The ``Protocol`` base class: what a connection tells the code that owns it.
+
+Subclass ``Protocol`` and override the callbacks you need; the defaults do
+nothing.  The reactor calls them, always on its own thread, always from one
+step of the loop, one at a time.
+
+The call grammar, for one connection::
+
+    connection_made
+    (data_received | pause_writing | resume_writing)*
+    [eof_received (data_received is never called after it)]
+    connection_lost                    <- exactly once, always last
+
+``pause_writing`` and ``resume_writing`` alternate, starting with
+``pause_writing``.  ``connection_lost`` is called even if ``connection_made``
+raised, and it is never called from inside another of these callbacks: it
+always starts from the loop itself, in a later callback slot.
+
+An exception raised by a callback does not escape into the loop.  It goes to
+the reactor's exception handler with the connection as context, and that
+connection is aborted; every other connection carries on.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Optional
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .transports import Transport
+
+__all__ = ["Protocol"]
+
+
+class Protocol:
+    """Base class for stream protocols.  Override what you need."""
+
+    def connection_made(self, transport: "Transport") -> None:
+        """Called once when the connection is established.
+
+        ``transport`` is the connection; keep it to write and to close.
+        Data may be written straight away.
+        """
+
+    def data_received(self, data: bytes) -> None:
+        """Called with bytes as they arrive, never empty.
+
+        A stream has no message boundaries: one ``write`` by the peer may
+        arrive in several calls, and several writes in one call.
+        """
+
+    def eof_received(self) -> Optional[bool]:
+        """Called once when the peer has half-closed its side (sent FIN).
+
+        Return a false value (the default) and the transport closes itself
+        once its write buffer is flushed.  Return true to keep the connection
+        half-open: you can still write, and must call ``close()`` yourself.
+        """
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        """Called exactly once when the connection is closed.
+
+        ``exc`` is ``None`` after a clean close (``close()``, ``abort()``, or
+        the peer closing after ``eof_received``) and the error otherwise,
+        e.g. ``ConnectionResetError`` or ``TimeoutError``.  The socket is
+        closed right after this returns.
+        """
+
+    def pause_writing(self) -> None:
+        """Called when the transport's write buffer rises above its
+        high-water mark.  Stop producing data until ``resume_writing``."""
+
+    def resume_writing(self) -> None:
+        """Called when the write buffer has drained to the low-water mark
+        or below after a ``pause_writing``."""

@@ -1,0 +1,497 @@
+"""Listeners (accept) and connectors (connect): where transports come from.
+
+Theory of operation
+-------------------
+A ``Listener`` owns one listening socket per address its host resolved to
+(``localhost`` gives 127.0.0.1 and ::1), all bound to the same port: the
+first bind picks the port when asked for port 0, the others reuse it.  The
+host ``"::"`` is one dual-stack socket that also takes IPv4 clients.  Each
+readiness event accepts at most ``accept_batch`` connections, so a flood of
+connects cannot starve the connections already open.
+
+Running out of descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS,
+ENOMEM) on ``accept`` is reported once, then the listener stops watching its
+sockets for ``accept_retry_delay`` seconds instead of spinning on a
+readiness that cannot be served; waiting clients stay in the kernel's
+backlog and are accepted when it resumes.  A client that gave up before we
+accepted it (ECONNABORTED, EPROTO) is skipped silently.
+
+A ``Connector`` makes one outgoing connection without ever blocking the loop:
+host names are resolved in a worker thread, ``connect()`` is non-blocking and
+completion is learned from writability and ``SO_ERROR``.  Each resolved
+address is tried in turn.  The outcome is delivered exactly once: to the done
+callbacks if any were added, otherwise (failures only) to the reactor's
+exception handler, so a failure is never silently lost.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import selectors
+import socket
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Set, Tuple, Union
+
+from .transports import Transport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .loop import Reactor
+    from .protocols import Protocol
+    from .timers import TimerHandle
+
+__all__ = ["Listener", "Connector", "ConnectError", "format_address"]
+
+EVENT_READ = selectors.EVENT_READ
+EVENT_WRITE = selectors.EVENT_WRITE
+
+_RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+_CLIENT_GONE_ERRNOS = frozenset((errno.ECONNABORTED, getattr(errno, "EPROTO", -1)))
+
+ProtocolFactory = Callable[[], "Protocol"]
+Hosts = Union[None, str, Sequence[str]]
+
+
+class ConnectError(ConnectionError):
+    """A ``connect_tcp`` that failed: ``host``, ``port`` and the underlying
+    error (also as ``__cause__``) say why."""
+
+    def __init__(self, host: str, port: int, reason: BaseException) -> None:
+        super().__init__(f"cannot connect to {_format_hostport(host, port)}: {reason}")
+        self.host = host
+        self.port = port
+        self.reason = reason
+
+
+def _format_hostport(host: str, port: int) -> str:
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def format_address(address: Any) -> str:
+    """A socket address for people: ``ip:port``, or ``[ip]:port`` for IPv6."""
+    if isinstance(address, tuple) and len(address) >= 2:
+        return _format_hostport(str(address[0]), address[1])
+    return str(address)
+
+
+def _is_ip_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+_ipv6_loopback: Optional[bool] = None
+
+
+def _has_ipv6_loopback() -> bool:
+    """Whether ::1 can be bound here (cached: it does not change)."""
+    global _ipv6_loopback
+    if _ipv6_loopback is None:
+        _ipv6_loopback = False
+        if socket.has_ipv6:
+            try:
+                with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+                    probe.bind(("::1", 0))
+                _ipv6_loopback = True
+            except OSError:
+                pass
+    return _ipv6_loopback
+
+
+def _prepare_accepted(sock: socket.socket) -> None:
+    sock.setblocking(False)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except OSError:  # pragma: no cover  (not TCP; nothing to tune)
+        pass
+
+
+class _ListeningSocket:
+    """The selector's handle for one listening socket of a Listener."""
+
+    __slots__ = ("sock", "listener")
+
+    def __init__(self, sock: socket.socket, listener: "Listener") -> None:
+        self.sock = sock
+        self.listener = listener
+
+    def _handle_io(self, mask: int) -> None:
+        self.listener._accept_from(self.sock)
+
+
+class Listener:
+    """Accepts TCP connections and gives each a protocol and a transport.
+
+    ``host`` is a name, an address, or a list of them.  ``None`` or ``""``
+    means every interface (dual-stack ``::`` where IPv6 exists);
+    ``"localhost"`` means 127.0.0.1 and ::1 (where IPv6 exists).  ``port=0`` lets the kernel pick one port, shared by all of
+    this listener's sockets.  Resolving ``host`` blocks briefly; it happens
+    once, when you call ``listen_tcp``.
+    """
+
+    #: Connections accepted per readiness event, per socket.
+    accept_batch = 64
+    #: Seconds to stop accepting after running out of descriptors or memory.
+    accept_retry_delay = 0.25
+
+    def __init__(self, reactor: "Reactor", protocol_factory: ProtocolFactory,
+                 host: Hosts, port: int, *, backlog: int = 100,
+                 reuse_address: bool = True) -> None:
+        self._reactor = reactor
+        self._protocol_factory = protocol_factory
+        self._backlog = backlog
+        self._reuse_address = reuse_address
+        self._handles: List[_ListeningSocket] = []
+        self._connections: Set[Transport] = set()
+        self._closed = False
+        self._paused_timer: Optional[TimerHandle] = None
+        #: Counts of what happened on accept (for statistics and tests).
+        self.accepted = 0
+        self.accept_errors = 0
+        self._bind_all(self._resolve(host, port), port)
+        for handle in self._handles:
+            reactor._register(handle.sock, EVENT_READ, handle)
+
+    # -- setting up -------------------------------------------------------------
+
+    def _resolve(self, host: Hosts, port: int) -> List[Tuple[int, Any]]:
+        if not host:
+            host = "::" if socket.has_ipv6 else "0.0.0.0"
+        hosts = [host] if isinstance(host, str) else list(host)
+        seen: List[Tuple[int, Any]] = []
+        for name in hosts:
+            if name == "localhost":
+                # RFC 6761: localhost is the loopback, whatever /etc/hosts
+                # says; many systems list only 127.0.0.1 there.
+                infos = [(socket.AF_INET, 0, 0, "", ("127.0.0.1", port))]
+                if _has_ipv6_loopback():
+                    infos.append((socket.AF_INET6, 0, 0, "", ("::1", port, 0, 0)))
+            else:
+                infos = self._reactor.getaddrinfo(name, port, socket.AF_UNSPEC,
+                                                  socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+            for family, _type, _proto, _canon, addr in infos:
+                if family in (socket.AF_INET, socket.AF_INET6) and (family, addr) not in seen:
+                    seen.append((family, addr))
+        if not seen:
+            raise OSError(f"{host!r} resolved to no IPv4 or IPv6 address")
+        return seen
+
+    def _bind_all(self, addresses: List[Tuple[int, Any]], port: int) -> None:
+        # With port 0 the first socket picks the port and the others must get
+        # the same one; if another program holds it on a later address, start
+        # again with a fresh port (a few times) rather than fail.
+        attempts = 5 if port == 0 and len(addresses) > 1 else 1
+        for attempt in range(attempts):
+            try:
+                self._bind_sockets(addresses, port)
+                return
+            except OSError as exc:
+                self._close_sockets()
+                if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                    raise
+
+    def _bind_sockets(self, addresses: List[Tuple[int, Any]], port: int) -> None:
+        chosen = port
+        for family, addr in addresses:
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            self._handles.append(_ListeningSocket(sock, self))
+            if self._reuse_address:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                # A lone "::" is dual-stack; beside an IPv4 socket for the
+                # same port, an IPv6 one must leave IPv4 alone.
+                dual_stack = len(addresses) == 1 and addr[0] == "::"
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY,
+                                0 if dual_stack else 1)
+            addr = (addr[0], chosen) + tuple(addr[2:])
+            try:
+                sock.bind(addr)
+            except OSError as exc:
+                raise OSError(exc.errno, f"cannot listen on "
+                              f"{_format_hostport(addr[0], chosen)}: {exc.strerror}") from exc
+            sock.listen(self._backlog)
+            sock.setblocking(False)
+            chosen = sock.getsockname()[1]
+
+    # -- what users see -----------------------------------------------------------
+
+    @property
+    def sockets(self) -> List[socket.socket]:
+        """The listening sockets (do not close them yourself)."""
+        return [handle.sock for handle in self._handles]
+
+    @property
+    def addresses(self) -> List[Tuple[Any, ...]]:
+        """The bound ``sockname`` of each listening socket."""
+        return [handle.sock.getsockname() for handle in self._handles]
+
+    @property
+    def port(self) -> int:
+        """The port every socket of this listener is bound to."""
+        return int(self._handles[0].sock.getsockname()[1])
+
+    @property
+    def connections(self) -> Set[Transport]:
+        """The transports accepted here and not yet closed."""
+        return set(self._connections)
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Stop accepting and close the listening sockets.  Connections
+        already accepted are left alone.  Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._paused_timer is not None:
+            self._paused_timer.cancel()
+            self._paused_timer = None
+        self._close_sockets()
+
+    def _close_sockets(self) -> None:
+        for handle in self._handles:
+            self._reactor._unregister(handle.sock)
+            handle.sock.close()
+        self._handles = []
+
+    def __repr__(self) -> str:
+        where = ", ".join(_format_hostport(str(a[0]), a[1]) for a in self.addresses) \
+            if not self._closed else "closed"
+        return f"<Listener {where}>"
+
+    # -- accepting ----------------------------------------------------------------
+
+    def _accept_from(self, sock: socket.socket) -> None:
+        for _ in range(self.accept_batch):
+            if self._closed or self._paused_timer is not None:
+                return
+            try:
+                conn, _addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _CLIENT_GONE_ERRNOS:
+                    continue
+                self._accept_failed(exc)
+                return
+            self.accepted += 1
+            self._serve(conn)
+
+    def _accept_failed(self, exc: OSError) -> None:
+        self.accept_errors += 1
+        resource = exc.errno in _RESOURCE_ERRNOS
+        self._reactor.call_exception_handler({
+            "message": (f"accept() failed; pausing this listener for "
+                        f"{self.accept_retry_delay}s" if resource else "accept() failed"),
+            "exception": exc,
+            "listener": self,
+        })
+        if resource:
+            for handle in self._handles:
+                self._reactor._unregister(handle.sock)
+            self._paused_timer = self._reactor.call_later(self.accept_retry_delay,
+                                                          self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        self._paused_timer = None
+        if not self._closed:
+            for handle in self._handles:
+                self._reactor._register(handle.sock, EVENT_READ, handle)
+
+    def _serve(self, conn: socket.socket) -> None:
+        _prepare_accepted(conn)
+        try:
+            protocol = self._protocol_factory()
+        except Exception as exc:
+            conn.close()
+            self._reactor.call_exception_handler({
+                "message": "protocol factory raised; connection dropped",
+                "exception": exc,
+                "listener": self,
+            })
+            return
+        transport = Transport(self._reactor, conn, protocol, owner=self)
+        self._connections.add(transport)
+        transport._start()
+
+    def _connection_gone(self, transport: Transport) -> None:
+        self._connections.discard(transport)
+
+
+DoneCallback = Callable[["Connector"], None]
+
+
+class Connector:
+    """One outgoing TCP connection in progress; returned by ``connect_tcp``.
+
+    When it finishes, each done callback is called once with the connector:
+    on success ``transport`` and ``protocol`` are set and ``error`` is
+    ``None``; on failure ``error`` is a ``ConnectError`` (its ``reason`` is
+    the OS error, ``TimeoutError`` or ``socket.gaierror``).  A failure with no
+    done callback goes to the reactor's exception handler instead.  The
+    protocol is created only once the connection is made, and its
+    ``connection_made`` runs before the done callbacks.
+
+    ``timeout`` (seconds, ``None`` for none) covers resolving and connecting.
+    """
+
+    def __init__(self, reactor: "Reactor", protocol_factory: ProtocolFactory,
+                 host: str, port: int, *, timeout: Optional[float] = 30.0) -> None:
+        self._reactor = reactor
+        self._protocol_factory = protocol_factory
+        self.host = host
+        self.port = port
+        self.transport: Optional[Transport] = None
+        self.protocol: Optional[Protocol] = None
+        self.error: Optional[ConnectError] = None
+        self._done = False
+        self._callbacks: List[DoneCallback] = []
+        self._sock: Optional[socket.socket] = None
+        self._addresses: List[Tuple[int, Any]] = []
+        self._last_error: Optional[BaseException] = None
+        self._timer: Optional[TimerHandle] = None
+        if timeout is not None:
+            self._timer = reactor.call_later(timeout, self._timed_out, timeout)
+        if _is_ip_literal(host):
+            # No lookup can block on a literal; still go through the loop so
+            # that results are never delivered from inside connect_tcp().
+            try:
+                reactor.call_soon(self._resolved, self._lookup(), None)
+            except OSError as exc:
+                reactor.call_soon(self._resolved, None, exc)
+        else:
+            reactor._run_in_thread(self._lookup, (), self._resolved)
+
+    def _lookup(self) -> Any:
+        return self._reactor.getaddrinfo(self.host, self.port, socket.AF_UNSPEC,
+                                         socket.SOCK_STREAM)
+
+    # -- public -------------------------------------------------------------------
+
+    def done(self) -> bool:
+        return self._done
+
+    def add_done_callback(self, fn: DoneCallback) -> None:
+        """Call ``fn(connector)`` when finished (at once, via the loop, if it
+        already has)."""
+        if self._done:
+            self._reactor.call_soon(fn, self)
+        else:
+            self._callbacks.append(fn)
+
+    def cancel(self) -> None:
+        """Give up.  Done callbacks are not called; no socket is left open."""
+        if not self._done:
+            self._done = True
+            self._callbacks = []
+            self._cleanup()
+
+    def __repr__(self) -> str:
+        state = ("connected" if self.transport else "failed" if self.error
+                 else "cancelled" if self._done else "connecting")
+        return f"<Connector {_format_hostport(self.host, self.port)} {state}>"
+
+    # -- the steps ----------------------------------------------------------------
+
+    def _resolved(self, infos: Any, exc: Optional[BaseException]) -> None:
+        if self._done:
+            return
+        if exc is not None:
+            self._fail(exc)
+            return
+        self._addresses = [(info[0], info[4]) for info in infos
+                           if info[0] in (socket.AF_INET, socket.AF_INET6)]
+        if not self._addresses:
+            self._fail(OSError(f"{self.host!r} resolved to no IPv4 or IPv6 address"))
+            return
+        self._try_next()
+
+    def _try_next(self) -> None:
+        while self._addresses:
+            family, addr = self._addresses.pop(0)
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            code = sock.connect_ex(addr)
+            if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EINTR):
+                self._sock = sock
+                self._reactor._register(sock, EVENT_WRITE, self)
+                return
+            sock.close()
+            self._last_error = OSError(code, os.strerror(code))
+        self._fail(self._last_error or OSError("no address to try"))
+
+    def _handle_io(self, mask: int) -> None:
+        sock = self._sock
+        if sock is None or self._done:
+            return
+        self._reactor._unregister(sock)
+        self._sock = None
+        code = sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if code != 0:
+            sock.close()
+            self._last_error = OSError(code, os.strerror(code))  # picks the subclass
+            self._try_next()
+            return
+        self._connected(sock)
+
+    def _connected(self, sock: socket.socket) -> None:
+        _prepare_accepted(sock)
+        self._done = True
+        self._cancel_timer()
+        try:
+            protocol = self._protocol_factory()
+        except Exception as exc:
+            sock.close()
+            self._finish(ConnectError(self.host, self.port, exc))
+            return
+        self.protocol = protocol
+        self.transport = Transport(self._reactor, sock, protocol)
+        self.transport._start()
+        self._finish(None)
+
+    def _timed_out(self, timeout: float) -> None:
+        self._timer = None
+        if not self._done:
+            self._fail(TimeoutError(f"timed out after {timeout:g}s"))
+
+    def _fail(self, reason: BaseException) -> None:
+        self._done = True
+        self._cleanup()
+        self._finish(ConnectError(self.host, self.port, reason))
+
+    def _cleanup(self) -> None:
+        self._cancel_timer()
+        if self._sock is not None:
+            self._reactor._unregister(self._sock)
+            self._sock.close()
+            self._sock = None
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _finish(self, error: Optional[ConnectError]) -> None:
+        if error is not None:
+            error.__cause__ = error.reason
+            self.error = error
+        callbacks, self._callbacks = self._callbacks, []
+        if error is not None and not callbacks:
+            self._reactor.call_exception_handler({
+                "message": "connect_tcp failed and no done callback was added",
+                "exception": error,
+                "connector": self,
+            })
+        for fn in callbacks:
+            try:
+                fn(self)
+            except Exception as exc:
+                self._reactor.call_exception_handler({
+                    "message": f"exception in connector done callback {fn!r}",
+                    "exception": exc,
+                    "connector": self,
+                    "callback": fn,
+                })

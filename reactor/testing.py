@@ -1,0 +1,228 @@
+"""Test doubles for your own tests: a clock you move by hand and a transport
+that keeps what a protocol wrote in memory.
+
+Unit-test a protocol with no sockets and no sleeping::
+
+    from reactor.testing import MemoryTransport
+
+    transport = MemoryTransport()
+    protocol = MyProtocol()
+    transport.connect(protocol)         # calls connection_made
+    transport.feed(b"hello")            # calls data_received
+    assert transport.value() == b"..."  # what the protocol wrote
+    transport.feed_eof()                # calls eof_received
+    assert transport.closed
+
+Drive timers on a reactor with a fake clock::
+
+    clock = FakeClock()
+    reactor = Reactor(clock=clock)
+    reactor.call_later(30, fired)
+    advance(reactor, 30)                # fires it at exactly t=30
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable, List, Optional, Tuple
+
+from .loop import Reactor
+from .protocols import Protocol
+from .timers import Clock
+
+__all__ = ["FakeClock", "advance", "MemoryTransport"]
+
+
+class FakeClock(Clock):
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: float = 0.0) -> None:
+        self._now = float(start)
+
+    def now(self) -> float:
+        return self._now
+
+    def advance(self, seconds: float) -> None:
+        """Move time forward (only).  Timers are not fired: see ``advance()``
+        in this module, or call ``reactor.run_once(0)``."""
+        if seconds < 0:
+            raise ValueError("time cannot go backwards")
+        self._now += seconds
+
+    def set(self, when: float) -> None:
+        if when < self._now:
+            raise ValueError("time cannot go backwards")
+        self._now = float(when)
+
+
+def advance(reactor: Reactor, seconds: float, max_steps: int = 100_000) -> None:
+    """Move the reactor's ``FakeClock`` forward by ``seconds``, stopping at
+    each timer's deadline on the way so it fires with ``time()`` equal to
+    that deadline, in order; then run one more step at the end time.
+    ``max_steps`` bounds a timer that keeps rescheduling itself."""
+    clock = reactor._clock
+    if not isinstance(clock, FakeClock):
+        raise TypeError("advance() needs a Reactor built with clock=FakeClock()")
+    end = clock.now() + seconds
+    for _ in range(max_steps):
+        reactor.run_once(0)
+        deadline = reactor.next_deadline()
+        if deadline is None or deadline > end:
+            break
+        clock.set(max(deadline, clock.now()))
+    else:
+        raise RuntimeError(f"advance(): still busy after {max_steps} steps")
+    clock.set(end)
+    reactor.run_once(0)
+
+
+class MemoryTransport:
+    """A transport that records instead of sending.
+
+    What the protocol wrote is in ``value()``; ``eof_written``, ``closed``,
+    ``aborted`` and ``reading`` say what else it asked for.  ``feed()``,
+    ``feed_eof()`` and ``lose()`` play the peer.  Like the real transport,
+    ``connection_lost`` is called once, and never from inside another
+    protocol callback: a close requested during a callback is delivered
+    when that callback returns.  Exceptions from the protocol propagate to
+    the test.
+    """
+
+    def __init__(self, peername: Tuple[str, int] = ("127.0.0.1", 54321),
+                 sockname: Tuple[str, int] = ("127.0.0.1", 3005)) -> None:
+        self.protocol: Optional[Protocol] = None
+        self.written = bytearray()
+        self.writes: List[bytes] = []
+        self.eof_written = False
+        self.closed = False
+        self.aborted = False
+        self.reading = True
+        self.lost: Optional[Tuple[Optional[BaseException]]] = None
+        self.buffer_limits = (16384, 65536)
+        self._extra = {"peername": peername, "sockname": sockname, "socket": None}
+        self._depth = 0
+        self._pending_lost: Optional[Tuple[Optional[BaseException]]] = None
+
+    # -- driving the protocol ---------------------------------------------------
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        self._depth += 1
+        try:
+            return fn(*args)
+        finally:
+            self._depth -= 1
+            if self._depth == 0 and self._pending_lost is not None and self.lost is None:
+                self.lost, self._pending_lost = self._pending_lost, None
+                protocol = self.protocol
+                assert protocol is not None
+                protocol.connection_lost(self.lost[0])
+
+    def connect(self, protocol: Protocol) -> Protocol:
+        """Attach ``protocol`` and call its ``connection_made``."""
+        self.protocol = protocol
+        self._call(protocol.connection_made, self)
+        return protocol
+
+    def feed(self, data: bytes, chunk_size: Optional[int] = None) -> None:
+        """Deliver ``data`` as if the peer sent it, in pieces of
+        ``chunk_size`` bytes if given."""
+        step = chunk_size or max(len(data), 1)
+        for start in range(0, len(data), step):
+            if self.closed or self.lost is not None:
+                return
+            assert self.protocol is not None
+            self._call(self.protocol.data_received, bytes(data[start:start + step]))
+
+    def feed_eof(self) -> None:
+        """The peer half-closed.  Closes unless ``eof_received`` returns
+        true, like the real transport."""
+        assert self.protocol is not None
+        if not self._call(self.protocol.eof_received):
+            self.close()
+
+    def lose(self, exc: Optional[BaseException] = None) -> None:
+        """The connection died (e.g. ``ConnectionResetError()``)."""
+        self.closed = True
+        self._lost_with(exc)
+
+    def value(self) -> bytes:
+        """Everything written so far."""
+        return bytes(self.written)
+
+    def clear(self) -> None:
+        self.written.clear()
+        self.writes.clear()
+
+    def _lost_with(self, exc: Optional[BaseException]) -> None:
+        if self.lost is None and self._pending_lost is None:
+            self._pending_lost = (exc,)
+            if self._depth == 0:
+                self._call(lambda: None)
+
+    # -- the transport interface --------------------------------------------------
+
+    def write(self, data: bytes) -> None:
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+        if self.eof_written:
+            raise RuntimeError("write() after write_eof()")
+        if self.closed:
+            return
+        self.written += data
+        self.writes.append(bytes(data))
+
+    def writelines(self, chunks: Iterable[bytes]) -> None:
+        self.write(b"".join(chunks))
+
+    def write_eof(self) -> None:
+        if not self.closed:
+            self.eof_written = True
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.reading = False
+            self._lost_with(None)
+
+    def abort(self) -> None:
+        if not self.closed:
+            self.aborted = True
+        self.close()
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        if not self.closed:
+            self.reading = True
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_write_buffer_limits(self) -> Tuple[int, int]:
+        return self.buffer_limits
+
+    def set_write_buffer_limits(self, high: Optional[int] = None,
+                                low: Optional[int] = None) -> None:
+        if high is None:
+            high = 65536 if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        if not high >= low >= 0:
+            raise ValueError(f"need high ({high!r}) >= low ({low!r}) >= 0")
+        self.buffer_limits = (low, high)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        value = self._extra.get(name)
+        return default if value is None else value
+
+    def get_protocol(self) -> Optional[Protocol]:
+        return self.protocol

@@ -1,0 +1,144 @@
+"""Clocks, timer handles and the timer queue.
+
+Theory of operation
+-------------------
+Every timer is an absolute deadline on the reactor's clock; ``call_later(d)``
+is only ``call_at(now() + d)``.  Timers live in a binary heap of
+``(when, seq, handle)`` tuples.  ``seq`` grows by one per timer, so two timers
+with the same deadline fire in the order they were scheduled and the tuple
+comparison never has to look at the handle.
+
+Cancelling is lazy: ``TimerHandle.cancel()`` only marks the handle and bumps a
+counter.  A cancelled entry is dropped when it reaches the top of the heap, and
+when cancelled entries outnumber live ones the whole heap is filtered and
+rebuilt in one O(n) pass.  That keeps cancel O(1) and bounds the heap at about
+twice the number of live timers however cancel-heavy the program is.
+
+The clock is injected.  ``MonotonicClock`` reads ``time.monotonic``;
+``reactor.testing.FakeClock`` is moved by hand, so tests never sleep.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from typing import Any, Callable, List, Optional, Tuple
+
+__all__ = ["Clock", "MonotonicClock", "TimerHandle", "TimerQueue"]
+
+
+class Clock:
+    """What the reactor needs from a clock: seconds as a float that never
+    goes backwards.  Subclass it or pass any object with ``now()``."""
+
+    def now(self) -> float:
+        raise NotImplementedError
+
+
+class MonotonicClock(Clock):
+    """The real clock: ``time.monotonic()``."""
+
+    __slots__ = ()
+
+    def now(self) -> float:
+        return time.monotonic()
+
+
+class TimerHandle:
+    """A scheduled call.  Returned by ``call_at`` and ``call_later``.
+
+    ``when`` is the absolute deadline on the reactor's clock.  ``cancel()``
+    may be called any number of times, also after the timer fired.
+    """
+
+    __slots__ = ("when", "fn", "args", "cancelled", "_queue")
+
+    def __init__(self, when: float, fn: Callable[..., Any], args: Tuple[Any, ...],
+                 queue: Optional["TimerQueue"]) -> None:
+        self.when = when
+        self.fn = fn
+        self.args = args
+        self.cancelled = False
+        self._queue = queue
+
+    def cancel(self) -> None:
+        """Stop the call from happening.  Harmless if it already happened."""
+        if not self.cancelled:
+            self.cancelled = True
+            queue = self._queue
+            if queue is not None:
+                self._queue = None
+                queue._note_cancelled()
+
+    def __repr__(self) -> str:
+        state = " cancelled" if self.cancelled else ""
+        name = getattr(self.fn, "__qualname__", repr(self.fn))
+        return f"<TimerHandle when={self.when:.6f} {name}{state}>"
+
+
+_Entry = Tuple[float, int, TimerHandle]
+
+
+class TimerQueue:
+    """A heap of deadlines with lazy cancellation and periodic compaction."""
+
+    #: Do not bother compacting heaps smaller than this.
+    COMPACT_MIN = 64
+
+    __slots__ = ("_heap", "_seq", "_cancelled")
+
+    def __init__(self) -> None:
+        self._heap: List[_Entry] = []
+        self._seq = 0
+        self._cancelled = 0
+
+    def __len__(self) -> int:
+        """The number of live (not cancelled, not fired) timers."""
+        return len(self._heap) - self._cancelled
+
+    @property
+    def heap_size(self) -> int:
+        """Entries in the heap, cancelled ones included (for tests/stats)."""
+        return len(self._heap)
+
+    def push(self, when: float, fn: Callable[..., Any],
+             args: Tuple[Any, ...]) -> TimerHandle:
+        handle = TimerHandle(when, fn, args, self)
+        self._seq += 1
+        heapq.heappush(self._heap, (when, self._seq, handle))
+        return handle
+
+    def _note_cancelled(self) -> None:
+        self._cancelled += 1
+        heap = self._heap
+        if self._cancelled * 2 > len(heap) and len(heap) >= self.COMPACT_MIN:
+            # Rebuild in place: cheaper than popping cancelled entries one by
+            # one, and it is what stops cancel-heavy code growing the heap.
+            heap[:] = [entry for entry in heap if not entry[2].cancelled]
+            heapq.heapify(heap)
+            self._cancelled = 0
+
+    def _drop_cancelled_head(self) -> None:
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+            self._cancelled -= 1
+
+    def next_deadline(self) -> Optional[float]:
+        """The earliest live deadline, or ``None`` when no timer is pending."""
+        self._drop_cancelled_head()
+        return self._heap[0][0] if self._heap else None
+
+    def pop_due(self, now: float) -> List[TimerHandle]:
+        """Remove and return the live timers with ``when <= now``, in firing
+        order.  A timer is never returned before its deadline."""
+        heap = self._heap
+        due = []
+        while heap and heap[0][0] <= now:
+            handle = heapq.heappop(heap)[2]
+            if handle.cancelled:
+                self._cancelled -= 1
+            else:
+                handle._queue = None  # a later cancel() must not count it
+                due.append(handle)
+        return due

@@ -1,0 +1,288 @@
+"""``python -m reactor`` (also installed as ``reactor``): run the seed
+conversations' servers and clients, or the demo that runs them all at once.
+
+    reactor serve {ack,read,echo} [--host H] [--port P] [--timeout S] ...
+    reactor send HOST PORT [MESSAGE ...] [--nul]
+    reactor ack-client HOST [PORT]
+    reactor echo-client HOST [PORT] [--size N] [--count N]
+    reactor demo
+
+Servers print ``Socket port <n>`` first, then one line per listening
+address, then one line per connection event, flushed as they happen.
+SIGINT or SIGTERM stops a server cleanly (exit 0); a second one exits at
+once.  A mistake the user can make (port in use, unknown host, refused
+connection, bad arguments) is one line on stderr and a non-zero exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import socket
+import sys
+from typing import Callable, List, NoReturn, Optional, Sequence
+
+from .clients import AckClient, Client, EchoClient, SendClient
+from .conversations import DEFAULT_PORTS, PROTOCOLS, Settings, serve
+from .loop import Reactor
+from .servers import Connector, Listener, format_address
+
+__all__ = ["main"]
+
+#: Seconds a stopping server waits for connections to flush before aborting.
+SHUTDOWN_GRACE = 5.0
+
+
+class UserError(Exception):
+    """Something the user can fix; printed as one line, no traceback."""
+
+
+def out(line: str) -> None:
+    print(line, flush=True)
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range 0-65535: {port}")
+    return port
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1: {value}")
+    return value
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}")
+    if not value >= 0:  # also rejects nan
+        raise argparse.ArgumentTypeError(f"must be 0 or more: {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="reactor", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    p = commands.add_parser("serve", help="run an ack, read or echo server")
+    p.add_argument("kind", choices=sorted(PROTOCOLS))
+    p.add_argument("--host", default="localhost",
+                   help="name or address to listen on (default: localhost = 127.0.0.1 "
+                        "and ::1; '::' for all interfaces, dual-stack)")
+    p.add_argument("--port", type=_port, default=None,
+                   help="port (default: echo 3005, ack 50544, read 0 = any free port)")
+    p.add_argument("--timeout", type=_seconds, default=30.0,
+                   help="close a connection idle this many seconds (0: never; default 30)")
+    p.add_argument("--message-timeout", type=_seconds, default=0.0,
+                   help="close a connection whose message is unfinished this long (0: never)")
+    p.add_argument("--record-size", type=_positive_int, default=None,
+                   help="echo: send back only whole records of N bytes (like SO_RCVLOWAT)")
+    p.add_argument("--max-message", type=_positive_int, default=65536,
+                   help="ack/read: close a connection whose message exceeds N bytes")
+    p.add_argument("--verbose", action="store_true", help="echo: log every echoed chunk")
+    p.set_defaults(func=cmd_serve)
+
+    p = commands.add_parser("send", help="connect, write each MESSAGE, close")
+    p.add_argument("host")
+    p.add_argument("port", type=_port)
+    p.add_argument("messages", nargs="*", metavar="MESSAGE", default=["hello there"])
+    p.add_argument("--nul", action="store_true",
+                   help="end each message with a NUL byte, as the C client does")
+    p.add_argument("--timeout", type=_seconds, default=10.0)
+    p.set_defaults(func=cmd_send)
+
+    p = commands.add_parser("ack-client", help="read the acknowledgement, send one line")
+    p.add_argument("host")
+    p.add_argument("port", type=_port, nargs="?", default=DEFAULT_PORTS["ack"])
+    p.add_argument("--timeout", type=_seconds, default=60.0)
+    p.set_defaults(func=cmd_ack_client)
+
+    p = commands.add_parser("echo-client", help="send records, check every byte comes back")
+    p.add_argument("host")
+    p.add_argument("port", type=_port, nargs="?", default=DEFAULT_PORTS["echo"])
+    p.add_argument("--size", type=_positive_int, default=250)
+    p.add_argument("--count", type=_positive_int, default=1)
+    p.add_argument("--timeout", type=_seconds, default=30.0)
+    p.set_defaults(func=cmd_echo_client)
+
+    p = commands.add_parser("demo", help="run every conversation at once, many clients each")
+    p.add_argument("--clients", type=_positive_int, default=3,
+                   help="clients per conversation (default 3)")
+    p.add_argument("--timeout", type=_seconds, default=20.0)
+    p.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except UserError as exc:
+        print(f"reactor {args.command}: {exc}", file=sys.stderr, flush=True)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+# -- serve ----------------------------------------------------------------------
+
+
+class GracefulStop:
+    """Stops a server on SIGINT/SIGTERM: close the listeners at once, let open
+    connections flush and close, abort what is left after ``grace``
+    seconds, then stop the reactor.  A second signal exits immediately."""
+
+    def __init__(self, reactor: Reactor, listeners: List[Listener], grace: float,
+                 log: Callable[[str], None]) -> None:
+        self.reactor = reactor
+        self.listeners = listeners
+        self.grace = grace
+        self.log = log
+        self.stopping = False
+
+    def install(self) -> None:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.reactor.add_signal_handler(sig, self.on_signal, sig)
+
+    def on_signal(self, sig: int) -> None:
+        if self.stopping:
+            self.log("second signal: exiting now")
+            os._exit(1)
+        self.stopping = True
+        self.log(f"{signal.Signals(sig).name}: shutting down")
+        for listener in self.listeners:
+            listener.close()
+            for transport in listener.connections:
+                transport.close()
+        self.reactor.call_later(self.grace, self._abort_rest)
+        self._stop_when_idle()
+
+    def _open(self) -> int:
+        return sum(len(listener.connections) for listener in self.listeners)
+
+    def _stop_when_idle(self) -> None:
+        if self._open() == 0:
+            self.reactor.stop()
+        else:
+            self.reactor.call_later(0.02, self._stop_when_idle)
+
+    def _abort_rest(self) -> None:
+        for listener in self.listeners:
+            for transport in listener.connections:
+                transport.abort()
+        self.reactor.call_soon(self.reactor.stop)
+
+
+def _listen(reactor: Reactor, kind: str, host: str, port: Optional[int],
+            settings: Settings, log: Callable[[str], None]) -> Listener:
+    try:
+        return serve(reactor, kind, host, port, settings=settings, log=log)
+    except socket.gaierror as exc:
+        raise UserError(f"unknown host {host!r}: {exc.strerror}")
+    except OSError as exc:
+        raise UserError(exc.strerror or str(exc))
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    settings = Settings(idle_timeout=args.timeout, message_timeout=args.message_timeout,
+                        max_message=args.max_message, record_size=args.record_size,
+                        verbose=args.verbose)
+    with Reactor() as reactor:
+        listener = _listen(reactor, args.kind, args.host, args.port, settings, out)
+        out(f"Socket port {listener.port}")
+        for address in listener.addresses:
+            out(f"{args.kind} server listening on {format_address(address)}")
+        GracefulStop(reactor, [listener], SHUTDOWN_GRACE, out).install()
+        reactor.run()
+        listener.close()
+    return 0
+
+
+# -- clients ----------------------------------------------------------------------
+
+
+def _run_client(host: str, port: int, client: Client, timeout: float,
+                setup: Optional[Callable[[Reactor], None]] = None) -> Client:
+    """Connect ``client`` to ``host:port`` and run until it is done."""
+    with Reactor() as reactor:
+        if setup is not None:
+            setup(reactor)
+        failure: List[str] = []
+
+        def connected(connector: Connector) -> None:
+            if connector.error is not None:
+                failure.append(str(connector.error))
+                reactor.stop()
+
+        client.on_done = lambda _client: reactor.stop()
+        reactor.connect_tcp(lambda: client, host, port,
+                            timeout=timeout or None).add_done_callback(connected)
+        if timeout:
+            reactor.call_later(timeout, client.fail, f"no answer within {timeout:g}s")
+        reactor.run()
+        reactor.run_once(0)  # deliver a pending connection_lost
+        if client.transport is not None and not client.transport.is_closing():
+            client.transport.abort()
+            reactor.run_once(0)
+    if failure:
+        raise UserError(failure[0])
+    return client
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    messages = [m.encode() for m in args.messages]
+    client = _run_client(args.host, args.port, SendClient(messages, nul=args.nul, log=out),
+                         args.timeout)
+    if not client.ok:
+        raise UserError(client.problem or "failed")
+    return 0
+
+
+def cmd_ack_client(args: argparse.Namespace) -> int:
+    holder: List[Reactor] = []
+
+    def ask(answer: Callable[[Optional[str]], None]) -> None:
+        print("What message for the server? : ", end="", flush=True)
+        holder[0]._run_in_thread(sys.stdin.readline, (),
+                                 lambda line, exc: answer(line if line else None))
+
+    client = _run_client(args.host, args.port, AckClient(ask, log=out), args.timeout,
+                         setup=holder.append)
+    if not client.ok:
+        raise UserError(client.problem or "failed")
+    return 0
+
+
+def cmd_echo_client(args: argparse.Namespace) -> int:
+    client = _run_client(args.host, args.port,
+                         EchoClient(args.size, args.count, log=out), args.timeout)
+    if not client.ok:
+        raise UserError(client.problem or "failed")
+    out(f"echo-client: {args.count} record(s) of {args.size} bytes came back intact")
+    return 0
+
+
+# -- demo -----------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    return run_demo(args.clients, args.timeout, out)

@@ -1,0 +1,284 @@
+"""Protocols that run the seed conversations: thin adapters between a
+sans-IO machine (``reactor.machines``) and a transport.
+
+Theory of operation
+-------------------
+Each adapter does the same four things after every input: hand the machine
+the bytes (or the EOF, or the timer) with ``reactor.time()``, write what
+``data_to_send()`` returns, report each event as one log line, and close the
+transport (flushing it) once the machine says it is finished.  Nothing about
+the conversation itself is decided here.
+
+Deadlines cost nothing per byte.  All connections of one server share one
+``IdleQueue`` (one timer for every idle deadline; a read is two dict
+operations).  The rarer message deadline gets a per-connection timer armed
+lazily when a message starts and never cancelled per message: when it fires
+the machine re-checks, and the timer is re-armed only if a message is still
+open.
+
+Subclass ``AckProtocol``, ``ReadProtocol`` or ``EchoProtocol`` and override
+``event_received`` (or ``report``) to do something other than log.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Type, Union
+
+from .idle import IdleQueue
+from .machines import (AckMachine, EchoMachine, Echoed, EndOfStream, Event, IncompleteRecord,
+                       MessageReceived, ReadMachine, Rejected, TimedOut)
+from .protocols import Protocol
+from .servers import format_address
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .loop import Reactor
+    from .servers import Hosts, Listener
+    from .timers import TimerHandle
+    from .transports import Transport
+
+__all__ = [
+    "Settings", "ConversationProtocol", "AckProtocol", "ReadProtocol", "EchoProtocol",
+    "PROTOCOLS", "DEFAULT_PORTS", "serve", "format_address",
+]
+
+logger = logging.getLogger("reactor.conversations")
+
+Log = Callable[[str], None]
+Machine = Union[AckMachine, ReadMachine, EchoMachine]
+
+
+@dataclass
+class Settings:
+    """How a conversation server treats its connections."""
+
+    #: Close a connection that sends nothing for this long (0/None: never).
+    idle_timeout: Optional[float] = 30.0
+    #: Close a connection whose message is still unfinished this long after
+    #: its first byte (0/None: never).  Stops one-byte-at-a-time tricklers.
+    message_timeout: Optional[float] = None
+    #: Longest message accepted by ack and read; longer closes the connection.
+    max_message: int = 65536
+    #: Echo only whole records of this many bytes (like SO_RCVLOWAT).
+    record_size: Optional[int] = None
+    #: Report every echoed chunk, not only connection events.
+    verbose: bool = False
+
+
+class ConversationProtocol(Protocol):
+    """Runs one machine over one transport and logs what happens."""
+
+    #: The name used in log lines and on the command line.
+    name = "conversation"
+
+    def __init__(self, reactor: "Reactor", settings: Optional[Settings] = None,
+                 log: Optional[Log] = None, idle: Optional[IdleQueue] = None) -> None:
+        self.reactor = reactor
+        self.settings = settings or Settings()
+        self.log: Log = log or logger.info
+        self.machine: Machine = self.make_machine()
+        self.transport: Optional[Transport] = None
+        self.peer = "?"
+        self.outcome: Optional[str] = None  # why we closed, once known
+        self._idle = idle
+        self._own_idle = False
+        self._message_timer: Optional[TimerHandle] = None
+
+    def make_machine(self) -> Machine:  # pragma: no cover  (always overridden)
+        raise NotImplementedError
+
+    # -- Protocol callbacks -----------------------------------------------------
+
+    def connection_made(self, transport: "Transport") -> None:  # type: ignore[override]
+        self.transport = transport
+        self.peer = format_address(transport.get_extra_info("peername"))
+        self.report_accepted(transport.get_extra_info("peername"))
+        if self._idle is None and self.machine.deadlines.idle_timeout:
+            # Used alone (not through serve()): a queue of our own.
+            self._idle = IdleQueue(self.reactor, self.machine.deadlines.idle_timeout,
+                                   _idle_expired)
+            self._own_idle = True
+        now = self.reactor.time()
+        self._after(self.machine.start(now), now)
+
+    def data_received(self, data: bytes) -> None:
+        now = self.reactor.time()
+        self._after(self.machine.receive_data(data, now), now)
+
+    def eof_received(self) -> Optional[bool]:
+        now = self.reactor.time()
+        self._after(self.machine.receive_eof(now), now)
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self._forget_deadlines()
+        if exc is not None:
+            self.report(f"connection from {self.peer} failed: {exc!r}")
+        elif self.outcome is None:
+            self.report(f"connection from {self.peer} closed")
+
+    def pause_writing(self) -> None:
+        # The peer is not reading what we send: stop reading what it sends
+        # until it catches up, so neither buffer grows without bound.
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    # -- driving the machine ----------------------------------------------------
+
+    def _after(self, events: List[Event], now: float) -> None:
+        transport = self.transport
+        assert transport is not None
+        out = self.machine.data_to_send()
+        if out:
+            transport.write(out)
+        for event in events:
+            self.event_received(event)
+        if self.machine.finished:
+            self._forget_deadlines()
+            transport.close()
+            return
+        deadlines = self.machine.deadlines
+        if self._idle is not None:
+            self._idle.touch(self, deadlines.last_activity)
+        if deadlines.message_deadline is not None and self._message_timer is None:
+            self._message_timer = self.reactor.call_at(deadlines.message_deadline,
+                                                       self._check_deadlines)
+
+    def _check_deadlines(self) -> None:
+        self._message_timer = None
+        if self.transport is None or self.transport.is_closing():
+            return
+        now = self.reactor.time()
+        self._after(self.machine.handle_timer(now), now)
+
+    def _forget_deadlines(self) -> None:
+        if self._idle is not None:
+            self._idle.discard(self)
+            if self._own_idle:
+                self._idle = None
+        if self._message_timer is not None:
+            self._message_timer.cancel()
+            self._message_timer = None
+
+    # -- reporting ----------------------------------------------------------------
+
+    def report(self, line: str) -> None:
+        """Log one line.  Override to send it somewhere else."""
+        self.log(line)
+
+    def report_accepted(self, peername: Any) -> None:
+        self.report(f"accepted connection from {format_address(peername)}")
+
+    def event_received(self, event: Event) -> None:
+        """Called for each event the machine reports; the default logs the
+        connection-level ones.  Subclasses add their message lines."""
+        if isinstance(event, TimedOut):
+            self.outcome = "timed out"
+            self.report(f"connection from {self.peer} timed out: {event.reason}")
+        elif isinstance(event, Rejected):
+            self.outcome = "rejected"
+            self.report(f"connection from {self.peer} closed: {event.reason}")
+        elif isinstance(event, IncompleteRecord):
+            self.report(f"connection from {self.peer} closed with {event.size} bytes "
+                        f"of an incomplete record")
+
+
+def _idle_expired(protocol: ConversationProtocol, now: float) -> None:
+    protocol._check_deadlines()
+
+
+class AckProtocol(ConversationProtocol):
+    """Seed 3: acknowledge, then report every message as
+    ``Got the message:<text>``."""
+
+    name = "ack"
+
+    def make_machine(self) -> Machine:
+        s = self.settings
+        return AckMachine(idle_timeout=s.idle_timeout, message_timeout=s.message_timeout,
+                          max_message=s.max_message)
+
+    def report_accepted(self, peername: Any) -> None:
+        host, port = (peername[0], peername[1]) if isinstance(peername, tuple) else (peername, "?")
+        self.report(f"server: got connection from = {host} and port = {port}")
+
+    def event_received(self, event: Event) -> None:
+        if isinstance(event, MessageReceived):
+            self.report(f"Got the message:{event.text}")
+        else:
+            super().event_received(event)
+
+
+class ReadProtocol(ConversationProtocol):
+    """Seed 4 (and seed 1's server): report every message as ``--><text>``
+    and the end of the stream as ``Ending connection``."""
+
+    name = "read"
+
+    def make_machine(self) -> Machine:
+        s = self.settings
+        return ReadMachine(idle_timeout=s.idle_timeout, message_timeout=s.message_timeout,
+                           max_message=s.max_message)
+
+    def event_received(self, event: Event) -> None:
+        if isinstance(event, MessageReceived):
+            self.report(f"-->{event.text}")
+        elif isinstance(event, EndOfStream):
+            self.outcome = "ended"
+            self.report("Ending connection")
+        else:
+            super().event_received(event)
+
+
+class EchoProtocol(ConversationProtocol):
+    """Seed 2: send every byte back (whole records only with
+    ``record_size``)."""
+
+    name = "echo"
+
+    def make_machine(self) -> Machine:
+        s = self.settings
+        return EchoMachine(idle_timeout=s.idle_timeout, message_timeout=s.message_timeout,
+                           record_size=s.record_size)
+
+    def event_received(self, event: Event) -> None:
+        if isinstance(event, Echoed):
+            if self.settings.verbose:
+                self.report(f"echoed {len(event.data)} bytes to {self.peer}")
+        else:
+            super().event_received(event)
+
+
+PROTOCOLS: Dict[str, Type[ConversationProtocol]] = {
+    "ack": AckProtocol,
+    "read": ReadProtocol,
+    "echo": EchoProtocol,
+}
+
+#: The seed programs' ports: echo 3005, ack 50544, read lets the kernel pick.
+DEFAULT_PORTS = {"echo": 3005, "ack": 50544, "read": 0}
+
+
+def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
+          port: Optional[int] = None, *, settings: Optional[Settings] = None,
+          log: Optional[Log] = None, backlog: int = 100,
+          protocol_class: Optional[Type[ConversationProtocol]] = None) -> "Listener":
+    """Start a server for conversation ``kind`` (``ack``, ``read`` or
+    ``echo``) and return its listener.  All its connections share one idle
+    timer."""
+    cls = protocol_class or PROTOCOLS[kind]
+    settings = settings or Settings()
+    idle = None
+    if settings.idle_timeout:
+        idle = IdleQueue(reactor, settings.idle_timeout, _idle_expired)
+
+    def factory() -> ConversationProtocol:
+        return cls(reactor, settings, log, idle)
+
+    return reactor.listen_tcp(factory, host, DEFAULT_PORTS[kind] if port is None else port,
+                              backlog=backlog)

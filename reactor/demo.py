@@ -1,0 +1,95 @@
+"""``reactor demo``: the three seed conversations at once, on one reactor.
+
+Starts an ack, a read and an echo server on free loopback ports, runs
+several clients of each against them concurrently (alternating IPv4 and
+IPv6 where both exist), prints the transcript as it happens, and checks
+every conversation: each client must finish cleanly, and each server must
+have logged exactly what its clients sent.  Exit status 0 means all did.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Callable, List
+
+from .clients import AckClient, Client, EchoClient, SendClient
+from .conversations import Settings, serve
+from .loop import Reactor
+from .servers import _has_ipv6_loopback, format_address
+
+__all__ = ["run_demo"]
+
+READ_TEXT = "Half a league, half a league ..."
+
+
+def run_demo(clients_per_kind: int, timeout: float, out: Callable[[str], None]) -> int:
+    hosts = ["127.0.0.1", "::1"] if _has_ipv6_loopback() else ["127.0.0.1"]
+    server_lines: List[str] = []
+    clients: List[Client] = []
+
+    with Reactor() as reactor:
+        listeners = {}
+        for kind in ("ack", "read", "echo"):
+            def log(line: str, kind: str = kind) -> None:
+                server_lines.append(f"{kind}: {line}")
+                out(f"{kind} server | {line}")
+            listeners[kind] = serve(reactor, kind, "localhost", 0, log=log,
+                                    settings=Settings(idle_timeout=timeout))
+            for address in listeners[kind].addresses:
+                out(f"{kind} server | listening on {format_address(address)}")
+
+        pending = [0]
+
+        def done(client: Client) -> None:
+            pending[0] -= 1
+            if pending[0] == 0:
+                reactor.call_later(0.05, reactor.stop)  # let servers log their last lines
+
+        def start(kind: str, n: int, client: Client) -> None:
+            host = hosts[n % len(hosts)]
+            client.log = lambda line: out(f"{kind} client {n + 1} | {line}")
+            client.on_done = done
+            clients.append(client)
+            pending[0] += 1
+
+            def connected(connector: object) -> None:
+                error = getattr(connector, "error", None)
+                if error is not None:
+                    client.fail(str(error))
+
+            reactor.connect_tcp(lambda: client, host, listeners[kind].port,
+                                timeout=timeout).add_done_callback(connected)
+
+        expected = Counter()
+        for n in range(clients_per_kind):
+            message = f"hello from ack client {n + 1}"
+            start("ack", n, AckClient(lambda answer, m=message: answer(m)))
+            expected[f"ack: Got the message:{message}"] += 1
+            text = f"{READ_TEXT} (client {n + 1})"
+            start("read", n, SendClient([text.encode()], nul=True))
+            expected[f"read: -->{text}"] += 1
+            expected["read: Ending connection"] += 1
+            start("echo", n, EchoClient(250, count=2))
+
+        reactor.call_later(timeout, reactor.stop)
+        reactor.run()
+        for listener in listeners.values():
+            for transport in listener.connections:
+                transport.abort()
+            listener.close()
+        reactor.run_once(0)
+
+    failures = [f"{type(c).__name__}: {c.problem or 'did not finish'}"
+                for c in clients if not c.ok]
+    seen = Counter(server_lines)
+    for line, count in expected.items():
+        if seen[line] != count:
+            failures.append(f"server logged {line!r} {seen[line]} time(s), expected {count}")
+    total = len(clients)
+    if failures:
+        for failure in failures:
+            out(f"demo: FAILED: {failure}")
+        return 1
+    out(f"demo: all {total} conversations completed as expected "
+        f"({clients_per_kind} ack, {clients_per_kind} read, {clients_per_kind} echo)")
+    return 0

@@ -1,0 +1,156 @@
+"""What every conversation machine shares: events, deadlines and the
+transition check.
+
+A machine is sans-IO: bytes and the current time go in, events and bytes to
+send come out, and it never touches a socket or reads a clock.  The protocol
+adapters in ``reactor.conversations`` connect one to a transport.
+
+Every input method returns the list of events it caused.  ``data_to_send()``
+hands over (and forgets) the bytes the machine wants written.  ``deadline``
+is the time at which ``handle_timer`` must be called if nothing else happens
+first; calling it early is harmless (it re-checks), late is allowed.  Once
+``finished`` is true the connection should be closed, after flushing.
+
+Two deadlines exist.  The idle deadline is ``idle_timeout`` after the last
+byte received (or the start): the 30-second select() wait of the original
+echo server.  The message deadline is ``message_timeout`` after the first
+byte of a message that has not yet ended: it stops a peer that trickles one
+byte at a time from holding a connection forever (slowloris).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Dict, List, Optional, Tuple, Type
+
+__all__ = [
+    "Event", "MessageReceived", "Echoed", "EndOfStream", "TimedOut", "Rejected",
+    "IncompleteRecord", "MachineError", "readable", "check_transition", "Deadlines",
+]
+
+
+def readable(data: bytes) -> str:
+    """Bytes as text for a log line: UTF-8, with anything else shown as
+    ``\\xNN`` escapes rather than failing."""
+    return data.decode("utf-8", "backslashreplace")
+
+
+class Event:
+    """Base class of everything a machine reports."""
+
+    __slots__ = ()
+
+
+@dataclass(frozen=True)
+class MessageReceived(Event):
+    """A complete message (its delimiter removed)."""
+
+    data: bytes
+
+    @property
+    def text(self) -> str:
+        return readable(self.data)
+
+
+@dataclass(frozen=True)
+class Echoed(Event):
+    """Bytes that were queued to be sent back."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class EndOfStream(Event):
+    """The peer closed its side; the machine is finished."""
+
+
+@dataclass(frozen=True)
+class IncompleteRecord(Event):
+    """The peer closed with part of a record unsent; those bytes are dropped."""
+
+    size: int
+
+
+@dataclass(frozen=True)
+class TimedOut(Event):
+    """A deadline passed; the machine is finished.  ``reason`` says which."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Rejected(Event):
+    """The peer broke a limit (e.g. message too long); the machine is
+    finished.  ``reason`` says what."""
+
+    reason: str
+
+
+class MachineError(RuntimeError):
+    """An input the machine cannot accept in its current state: a bug in the
+    code driving it, never the peer's fault."""
+
+    def __init__(self, machine: str, state: enum.Enum, trigger: enum.Enum) -> None:
+        super().__init__(f"{machine}: cannot handle {trigger.name} in state {state.name}")
+        self.state = state
+        self.trigger = trigger
+
+
+Table = Dict[Tuple[enum.Enum, enum.Enum], enum.Enum]
+
+
+def check_transition(machine: Type[object], table: Table, state: enum.Enum,
+                     trigger: enum.Enum) -> enum.Enum:
+    """Look up ``(state, trigger)`` in ``table``; raise ``MachineError``
+    naming both when the table has no such transition."""
+    try:
+        return table[state, trigger]
+    except KeyError:
+        raise MachineError(machine.__name__, state, trigger) from None
+
+
+class Deadlines:
+    """The idle and message deadlines of one connection, as plain numbers."""
+
+    __slots__ = ("idle_timeout", "message_timeout", "last_activity", "message_started")
+
+    def __init__(self, idle_timeout: Optional[float], message_timeout: Optional[float]) -> None:
+        for name, value in (("idle_timeout", idle_timeout), ("message_timeout", message_timeout)):
+            if value is not None and value < 0:
+                raise ValueError(f"{name} must be >= 0 or None, not {value!r}")
+        # 0 disables, like None: "wait forever".
+        self.idle_timeout = idle_timeout or None
+        self.message_timeout = message_timeout or None
+        self.last_activity = 0.0
+        self.message_started: Optional[float] = None
+
+    @property
+    def idle_deadline(self) -> Optional[float]:
+        if self.idle_timeout is None:
+            return None
+        return self.last_activity + self.idle_timeout
+
+    @property
+    def message_deadline(self) -> Optional[float]:
+        if self.message_timeout is None or self.message_started is None:
+            return None
+        return self.message_started + self.message_timeout
+
+    @property
+    def next(self) -> Optional[float]:
+        candidates = [d for d in (self.idle_deadline, self.message_deadline) if d is not None]
+        return min(candidates) if candidates else None
+
+    def expired(self, now: float) -> Optional[str]:
+        """Why the connection is out of time at ``now``, or ``None``."""
+        idle = self.idle_deadline
+        if idle is not None and now >= idle:
+            return f"no data for {self.idle_timeout:g}s"
+        message = self.message_deadline
+        if message is not None and now >= message:
+            return f"message not complete within {self.message_timeout:g}s"
+        return None
+
+
+EventList = List[Event]

@@ -1,0 +1,144 @@
+"""The ``echo`` conversation (seed 2, the fixed-size echo with a 30 s wait).
+
+Everything that affects this machine lives in this file.
+
+Without a record size every byte is sent back as soon as it arrives.  With
+``record_size`` set (the original used SO_RCVLOWAT = 250) bytes are held
+until a whole record is in, then the complete records are sent back, so the
+peer sees exactly what a low-water mark would have produced whatever the
+segmentation.  A partial record left when the peer closes is dropped and
+reported as ``IncompleteRecord``.  Idle and message deadlines work as in
+``base.Deadlines``; a record in progress counts as a message.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import List, Optional
+
+from .base import (Deadlines, Echoed, EndOfStream, Event, IncompleteRecord, TimedOut,
+                   check_transition)
+
+__all__ = ["State", "Trigger", "TRANSITIONS", "EchoMachine"]
+
+
+class State(enum.Enum):
+    #: Created; ``start()`` has not been called.
+    NEW = "new"
+    #: Open, nothing held back.
+    OPEN = "open"
+    #: Part of a record has arrived and is held until the rest comes.
+    IN_RECORD = "in record"
+    #: Finished: the peer closed or a deadline passed.
+    CLOSED = "closed"
+
+
+class Trigger(enum.Enum):
+    #: The connection was made.
+    START = "start"
+    #: Bytes arrived and everything received has been echoed.
+    ECHOED = "echoed"
+    #: Bytes arrived and part of a record is held back.
+    PARTIAL = "partial"
+    #: The peer closed its side.
+    EOF = "eof"
+    #: The idle or record deadline passed.
+    TIMEOUT = "timeout"
+
+
+S, T = State, Trigger
+TRANSITIONS = {
+    (S.NEW, T.START): S.OPEN,
+    (S.OPEN, T.ECHOED): S.OPEN,
+    (S.OPEN, T.PARTIAL): S.IN_RECORD,
+    (S.IN_RECORD, T.PARTIAL): S.IN_RECORD,
+    (S.IN_RECORD, T.ECHOED): S.OPEN,
+    (S.OPEN, T.EOF): S.CLOSED,
+    (S.IN_RECORD, T.EOF): S.CLOSED,
+    (S.OPEN, T.TIMEOUT): S.CLOSED,
+    (S.IN_RECORD, T.TIMEOUT): S.CLOSED,
+}
+
+
+class EchoMachine:
+    """Sends back what it receives, whole records at a time if
+    ``record_size`` is set."""
+
+    def __init__(self, *, idle_timeout: Optional[float] = 30.0,
+                 message_timeout: Optional[float] = None,
+                 record_size: Optional[int] = None) -> None:
+        if record_size is not None and record_size < 1:
+            raise ValueError(f"record_size must be at least 1, not {record_size!r}")
+        self.state = State.NEW
+        self.record_size = record_size
+        self.deadlines = Deadlines(idle_timeout, message_timeout)
+        self._held = bytearray()
+        self._outgoing: List[bytes] = []
+
+    @property
+    def finished(self) -> bool:
+        return self.state is State.CLOSED
+
+    @property
+    def deadline(self) -> Optional[float]:
+        return None if self.finished else self.deadlines.next
+
+    def data_to_send(self) -> bytes:
+        out = b"".join(self._outgoing)
+        self._outgoing.clear()
+        return out
+
+    def _to(self, trigger: Trigger) -> None:
+        self.state = check_transition(type(self), TRANSITIONS, self.state, trigger)  # type: ignore[assignment]
+
+    def start(self, now: float) -> List[Event]:
+        self._to(T.START)
+        self.deadlines.last_activity = now
+        return []
+
+    def receive_data(self, data: bytes, now: float) -> List[Event]:
+        if self.state not in (S.OPEN, S.IN_RECORD):
+            self._to(T.ECHOED)  # raises MachineError naming the state
+        self.deadlines.last_activity = now
+        size = self.record_size
+        if size is None:
+            self._outgoing.append(data)
+            self._to(T.ECHOED)
+            return [Echoed(data)]
+        held = self._held
+        held += data
+        whole = len(held) - len(held) % size
+        events: List[Event] = []
+        if whole:
+            out = bytes(held[:whole])
+            del held[:whole]
+            self._outgoing.append(out)
+            events.append(Echoed(out))
+        if held:
+            if self.state is S.OPEN or whole:  # a new record began in this chunk
+                self.deadlines.message_started = now
+            self._to(T.PARTIAL)
+        else:
+            self.deadlines.message_started = None
+            self._to(T.ECHOED)
+        return events
+
+    def receive_eof(self, now: float) -> List[Event]:
+        self._to(T.EOF)
+        events: List[Event] = []
+        if self._held:
+            events.append(IncompleteRecord(len(self._held)))
+            self._held.clear()
+        events.append(EndOfStream())
+        return events
+
+    def handle_timer(self, now: float) -> List[Event]:
+        """Check the deadlines at ``now``; harmless if none has passed."""
+        if self.state not in (S.OPEN, S.IN_RECORD):
+            return []
+        reason = self.deadlines.expired(now)
+        if reason is None:
+            return []
+        self._to(T.TIMEOUT)
+        self._held.clear()
+        return [TimedOut(reason)]

@@ -1,0 +1,179 @@
+"""The message-framing machine behind the ``ack`` and ``read`` conversations.
+
+Everything that affects this machine lives in this file.
+
+A TCP stream has no message boundaries, so the machine makes its own: a
+message ends at a NUL byte (C-string text: the original ``streamwrite``
+client sends its trailing NUL), at a newline (``\\r\\n`` counts as one), or
+at the end of the stream.  Empty messages are not reported.  Because a
+message is only ever reported once its end is seen, the events are the same
+whether the peer's bytes arrive in one piece or one byte at a time.
+
+A message longer than ``max_message`` bytes finishes the machine with
+``Rejected``; the buffer never grows past ``max_message`` plus one received chunk.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from typing import List, Optional
+
+from .base import (Deadlines, EndOfStream, Event, MessageReceived, Rejected, TimedOut,
+                   check_transition)
+
+__all__ = ["State", "Trigger", "TRANSITIONS", "MessageMachine"]
+
+
+class State(enum.Enum):
+    #: Created; ``start()`` has not been called.
+    NEW = "new"
+    #: Between messages: nothing is buffered.
+    IDLE = "idle"
+    #: Part of a message has arrived and is buffered.
+    IN_MESSAGE = "in message"
+    #: Finished: the peer closed, a deadline passed or a limit was broken.
+    CLOSED = "closed"
+
+
+class Trigger(enum.Enum):
+    #: The connection was made.
+    START = "start"
+    #: Bytes arrived and every message in the buffer ended.
+    COMPLETE = "complete"
+    #: Bytes arrived and a message is still unfinished.
+    PARTIAL = "partial"
+    #: The peer closed its side.
+    EOF = "eof"
+    #: The idle or message deadline passed.
+    TIMEOUT = "timeout"
+    #: A message is longer than ``max_message``.
+    TOO_LONG = "too long"
+
+
+S, T = State, Trigger
+TRANSITIONS = {
+    (S.NEW, T.START): S.IDLE,
+    (S.IDLE, T.COMPLETE): S.IDLE,
+    (S.IDLE, T.PARTIAL): S.IN_MESSAGE,
+    (S.IN_MESSAGE, T.PARTIAL): S.IN_MESSAGE,
+    (S.IN_MESSAGE, T.COMPLETE): S.IDLE,
+    (S.IDLE, T.EOF): S.CLOSED,
+    (S.IN_MESSAGE, T.EOF): S.CLOSED,
+    (S.IDLE, T.TIMEOUT): S.CLOSED,
+    (S.IN_MESSAGE, T.TIMEOUT): S.CLOSED,
+    (S.IDLE, T.TOO_LONG): S.CLOSED,
+    (S.IN_MESSAGE, T.TOO_LONG): S.CLOSED,
+}
+
+_DELIMITER = re.compile(b"[\n\0]")
+
+
+class MessageMachine:
+    """Splits a byte stream into messages.  Subclasses set ``greeting``
+    (bytes sent on start)."""
+
+    #: Bytes to send as soon as the connection starts.
+    greeting = b""
+
+    def __init__(self, *, idle_timeout: Optional[float] = 30.0,
+                 message_timeout: Optional[float] = None, max_message: int = 65536) -> None:
+        if max_message < 1:
+            raise ValueError(f"max_message must be at least 1, not {max_message!r}")
+        self.state = State.NEW
+        self.max_message = max_message
+        self.deadlines = Deadlines(idle_timeout, message_timeout)
+        self._buffer = bytearray()
+        self._scanned = 0  # bytes of _buffer already known to hold no delimiter
+        self._outgoing = bytearray()
+
+    # -- outputs --------------------------------------------------------------
+
+    @property
+    def finished(self) -> bool:
+        return self.state is State.CLOSED
+
+    @property
+    def deadline(self) -> Optional[float]:
+        return None if self.finished else self.deadlines.next
+
+    def data_to_send(self) -> bytes:
+        out = bytes(self._outgoing)
+        self._outgoing.clear()
+        return out
+
+    # -- inputs ---------------------------------------------------------------
+
+    def _to(self, trigger: Trigger) -> None:
+        self.state = check_transition(type(self), TRANSITIONS, self.state, trigger)  # type: ignore[assignment]
+
+    def start(self, now: float) -> List[Event]:
+        self._to(T.START)
+        self.deadlines.last_activity = now
+        self._outgoing += self.greeting
+        return []
+
+    def receive_data(self, data: bytes, now: float) -> List[Event]:
+        if self.state not in (S.IDLE, S.IN_MESSAGE):
+            self._to(T.PARTIAL)  # raises MachineError naming the state
+        self.deadlines.last_activity = now
+        buffer = self._buffer
+        buffer += data
+        events: List[Event] = []
+        start = 0
+        while True:
+            found = _DELIMITER.search(buffer, max(start, self._scanned))
+            if found is None:
+                break
+            end = found.start()
+            message = buffer[start:end]
+            if buffer[end] == 0x0A and message.endswith(b"\r"):
+                message = message[:-1]
+            if len(message) > self.max_message:
+                return events + self._reject()
+            if message:
+                events.append(MessageReceived(bytes(message)))
+            start = end + 1
+            self._scanned = start
+        del buffer[:start]
+        self._scanned = len(buffer)
+        # One byte of slack: a trailing "\r" may yet turn out to be part of
+        # "\r\n" and not count.  The same limit then holds for every split.
+        if len(buffer) > self.max_message + 1:
+            return events + self._reject()
+        if buffer:
+            if self.state is S.IDLE or start:  # a new message began in this chunk
+                self.deadlines.message_started = now
+            self._to(T.PARTIAL)
+        else:
+            self.deadlines.message_started = None
+            self._to(T.COMPLETE)
+        return events
+
+    def receive_eof(self, now: float) -> List[Event]:
+        if len(self._buffer) > self.max_message:
+            return self._reject()
+        self._to(T.EOF)
+        events: List[Event] = []
+        if self._buffer:
+            events.append(MessageReceived(bytes(self._buffer)))
+            self._buffer.clear()
+        events.append(EndOfStream())
+        return events
+
+    def handle_timer(self, now: float) -> List[Event]:
+        """Check the deadlines at ``now``.  Harmless when none has passed or
+        the machine is already finished."""
+        if self.state not in (S.IDLE, S.IN_MESSAGE):
+            return []
+        reason = self.deadlines.expired(now)
+        if reason is None:
+            return []
+        self._to(T.TIMEOUT)
+        self._buffer.clear()
+        return [TimedOut(reason)]
+
+    def _reject(self) -> List[Event]:
+        self._to(T.TOO_LONG)
+        self._buffer.clear()
+        return [Rejected(f"message longer than {self.max_message} bytes")]

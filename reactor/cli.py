@@ -103,7 +103,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = commands.add_parser("send", help="connect, write each MESSAGE, close")
     p.add_argument("host")
     p.add_argument("port", type=_port)
-    p.add_argument("messages", nargs="*", metavar="MESSAGE", default=["hello there"])
+    p.add_argument("messages", nargs="*", metavar="MESSAGE",
+                   help="what to send (default: hello there)")
     p.add_argument("--nul", action="store_true",
                    help="end each message with a NUL byte, as the C client does")
     p.add_argument("--timeout", type=_seconds, default=10.0)
@@ -132,7 +133,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    # parse_known_args so that `send HOST PORT --nul MESSAGE` works: argparse
+    # alone cannot take positionals that come after an option.
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command == "send" and not any(e.startswith("-") for e in extra):
+        args.messages += extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return int(args.func(args))
     except UserError as exc:
@@ -248,7 +256,7 @@ def _run_client(host: str, port: int, client: Client, timeout: float,
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    messages = [m.encode() for m in args.messages]
+    messages = [m.encode() for m in args.messages or ["hello there"]]
     client = _run_client(args.host, args.port, SendClient(messages, nul=args.nul, log=out),
                          args.timeout)
     if not client.ok:

@@ -82,6 +82,16 @@ def _is_ip_literal(host: str) -> bool:
     return True
 
 
+def resolve(reactor: "Reactor", host: str, port: int, flags: int = 0) -> Any:
+    """``reactor.getaddrinfo`` for TCP, with every way a bad name can fail
+    turned into ``socket.gaierror`` (Python's IDNA codec raises
+    ``UnicodeError`` for an over-long label before any lookup happens)."""
+    try:
+        return reactor.getaddrinfo(host, port, socket.AF_UNSPEC, socket.SOCK_STREAM, 0, flags)
+    except UnicodeError as exc:
+        raise socket.gaierror(socket.EAI_NONAME, f"invalid host name: {exc}") from None
+
+
 _ipv6_loopback: Optional[bool] = None
 
 
@@ -169,8 +179,7 @@ class Listener:
                 if _has_ipv6_loopback():
                     infos.append((socket.AF_INET6, 0, 0, "", ("::1", port, 0, 0)))
             else:
-                infos = self._reactor.getaddrinfo(name, port, socket.AF_UNSPEC,
-                                                  socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+                infos = resolve(self._reactor, name, port, socket.AI_PASSIVE)
             for family, _type, _proto, _canon, addr in infos:
                 if family in (socket.AF_INET, socket.AF_INET6) and (family, addr) not in seen:
                     seen.append((family, addr))
@@ -366,8 +375,7 @@ class Connector:
             reactor._run_in_thread(self._lookup, (), self._resolved)
 
     def _lookup(self) -> Any:
-        return self._reactor.getaddrinfo(self.host, self.port, socket.AF_UNSPEC,
-                                         socket.SOCK_STREAM)
+        return resolve(self._reactor, self.host, self.port)
 
     # -- public -------------------------------------------------------------------
 

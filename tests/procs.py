@@ -1,0 +1,124 @@
+"""Running our servers and clients as real processes, with bounded waits.
+
+``Server`` starts a command that prints ``Socket port <n>`` first, reads its
+output without blocking, waits for lines with a deadline, and stops it with
+a signal.  Every process and pipe is cleaned up even when a test fails.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import List, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def env() -> dict:
+    """Run the source tree's package, whatever is installed."""
+    e = dict(os.environ)
+    e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
+    e["PYTHONUNBUFFERED"] = "1"
+    return e
+
+
+def python(*args: str) -> List[str]:
+    return [sys.executable, *args]
+
+
+def run(cmd: Sequence[str], input: Optional[str] = None, timeout: float = 20.0
+        ) -> subprocess.CompletedProcess:
+    return subprocess.run(list(cmd), input=input, capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT, env=env())
+
+
+class Server:
+    def __init__(self, cmd: Sequence[str], timeout: float = 10.0) -> None:
+        self.proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, cwd=ROOT, env=env())
+        self.lines: List[str] = []
+        self._partial = b""
+        self._selector = selectors.DefaultSelector()
+        assert self.proc.stdout is not None
+        os.set_blocking(self.proc.stdout.fileno(), False)
+        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+        try:
+            first = self.wait_for(r"^Socket port (\d+)$", timeout)
+        except BaseException:
+            self.kill()
+            raise
+        self.port = int(re.match(r"^Socket port (\d+)$", first).group(1))  # type: ignore
+
+    def _read(self, timeout: float) -> bool:
+        assert self.proc.stdout is not None
+        if not self._selector.select(timeout):
+            return False
+        chunk = self.proc.stdout.read()
+        if not chunk:
+            return False
+        data = self._partial + chunk
+        *complete, self._partial = data.split(b"\n")
+        self.lines.extend(line.decode("utf-8", "replace") for line in complete)
+        return True
+
+    def wait_for(self, pattern: str, timeout: float = 10.0, count: int = 1) -> str:
+        """Wait until ``count`` output lines match ``pattern``; return the last."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while True:
+            matches = [line for line in self.lines if regex.search(line)]
+            if len(matches) >= count:
+                return matches[count - 1]
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or (not self._read(min(remaining, 0.2))
+                                  and self.proc.poll() is not None):
+                raise AssertionError(f"no {count} line(s) matching {pattern!r}; got "
+                                     f"{self.lines!r}; stderr so far: {self._stderr_now()}")
+
+    def _stderr_now(self) -> str:
+        if self.proc.poll() is None:
+            return "(running)"
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read().decode("utf-8", "replace")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
+        """Signal the server, collect the rest of its output, return its
+        exit status."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        while self._read(0.5):
+            pass
+        return self.proc.returncode
+
+    def stderr(self) -> str:
+        assert self.proc.stderr is not None
+        return self.proc.stderr.read().decode("utf-8", "replace")
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+    def close(self) -> None:
+        self.kill()
+        self._selector.close()
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+
+    def __enter__(self) -> "Server":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -1,0 +1,121 @@
+"""Every example runs, as a user would run it, against real loopback sockets."""
+
+from __future__ import annotations
+
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+
+from .procs import ROOT, Server, python, run
+
+EX = ROOT / "examples"
+
+
+def example(name: str, *args: str) -> list:
+    return python(str(EX / name), *args)
+
+
+def test_every_example_has_a_docstring_and_a_test() -> None:
+    source = Path(__file__).read_text()
+    for path in sorted(EX.glob("*.py")):
+        text = path.read_text()
+        assert text.startswith('"""'), f"{path.name} has no docstring"
+        assert "Run:" in text, f"{path.name}'s docstring does not say how to run it"
+        assert f'"{path.name}"' in source, f"{path.name} is not exercised by a test"
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_hello_pair(host: str) -> None:
+    with Server(example("hello_server.py", "--port", "0")) as server:
+        result = run(example("hello_client.py", host, str(server.port)))
+        assert result.returncode == 0, result.stderr
+        assert "Client sends: hello there" in result.stdout
+        assert f"Client connected to: {host} {server.port}" in result.stdout
+        server.wait_for(r"^Server read: hello there$")
+        server.wait_for(rf"^Server accepts connection from: {host} \d+$")
+        assert server.stop(signal.SIGINT) == 0
+
+
+def test_hello_client_reports_refused_connection() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    result = run(example("hello_client.py", "127.0.0.1", str(port)))
+    assert result.returncode == 1
+    assert "cannot connect" in result.stderr
+
+
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_echo6_pair_dual_stack(host: str) -> None:
+    with Server(example("echo6_server.py", "--port", "0")) as server:
+        result = run(example("echo6_client.py", host, str(server.port)))
+        assert result.returncode == 0, result.stderr
+        assert "all 250 bytes came back" in result.stdout
+        peer = r"::ffff:127\.0\.0\.1" if host == "127.0.0.1" else r"::1"
+        server.wait_for(rf"accepted connection from \[{peer}\]:\d+")
+        assert server.stop(signal.SIGINT) == 0
+
+
+def test_echo6_server_times_out_a_silent_client() -> None:
+    with Server(example("echo6_server.py", "--port", "0", "--timeout", "0.3")) as server:
+        with socket.create_connection(("::1", server.port), timeout=5) as silent:
+            server.wait_for(r"timed out: no data for 0\.3s")
+            assert silent.recv(10) == b""  # the server closed it
+        assert server.stop(signal.SIGINT) == 0
+
+
+def test_ack_pair() -> None:
+    with Server(example("ack_server.py", "--port", "0")) as server:
+        result = run(example("ack_client.py", "localhost", str(server.port)),
+                     input="hello from the example\n")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("You are connected!\nWhat message for the server? : ")
+        server.wait_for(r"^server: got connection from = 127\.0\.0\.1 and port = \d+$")
+        server.wait_for(r"^Got the message:hello from the example$")
+        assert server.stop(signal.SIGINT) == 0
+
+
+def test_read_server_and_streamwrite() -> None:
+    with Server(example("read_server.py")) as server:
+        for _ in range(2):
+            result = run(example("streamwrite.py", "::1", str(server.port)))
+            assert result.returncode == 0, result.stderr
+        server.wait_for(r"^-->Half a league, half a league \.\.\. $", count=2)
+        server.wait_for(r"^Ending connection$", count=2)
+        assert server.stop(signal.SIGINT) == 0
+    assert not any("\0" in line for line in server.lines)
+
+
+def test_streamwrite_usage() -> None:
+    result = run(example("streamwrite.py"))
+    assert result.returncode == 1
+    assert "usage" in result.stderr
+
+
+def test_general_server_answers_each_piece() -> None:
+    with Server(example("general_server.py", "--port", "0")) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"x" * 10)
+            assert s.recv(100) == b"got 10 bytes\n"
+        server.wait_for(r"^closed 127\.0\.0\.1 port \d+$")
+        assert server.stop(signal.SIGINT) == 0
+
+
+def test_chat_server_relays_between_clients() -> None:
+    with Server(example("chat_server.py")) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as a, \
+                socket.create_connection(("127.0.0.1", server.port), timeout=5) as b:
+            fa, fb = a.makefile("rb"), b.makefile("rb")
+            assert fa.readline() == b"* you are guest1; 1 here\n"
+            assert fb.readline() == b"* you are guest2; 2 here\n"
+            assert fa.readline() == b"* guest2 joined\n"
+            b.sendall(b"hi there\r\n")
+            assert fa.readline() == b"guest2: hi there\n"
+            a.sendall(b"x" * 2000)
+            assert fa.readline() == b"* line too long, goodbye\n"
+            assert fb.readline() == b"* guest1 left\n"
+            fa.close()
+            fb.close()
+        assert server.stop(signal.SIGINT) == 0

@@ -33,7 +33,7 @@ class Client(Protocol):
         self.ok: Optional[bool] = None
         self.problem: Optional[str] = None
 
-    def connection_made(self, transport: "Transport") -> None:  # type: ignore[override]
+    def connection_made(self, transport: "Transport") -> None:
         self.transport = transport
 
     def succeed(self) -> None:
@@ -74,7 +74,7 @@ class SendClient(Client):
         self.messages = messages
         self.nul = nul
 
-    def connection_made(self, transport: "Transport") -> None:  # type: ignore[override]
+    def connection_made(self, transport: "Transport") -> None:
         super().connection_made(transport)
         self.log(f"Client connected to: {_peer(transport)}")
         for message in self.messages:
@@ -153,7 +153,7 @@ class EchoClient(Client):
         self.expected = b""
         self.received = bytearray()
 
-    def connection_made(self, transport: "Transport") -> None:  # type: ignore[override]
+    def connection_made(self, transport: "Transport") -> None:
         super().connection_made(transport)
         self.log(f"Client connected to: {_peer(transport)}")
         self._send_next()

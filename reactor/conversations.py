@@ -27,8 +27,18 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Type, Union
 
 from .idle import IdleQueue
-from .machines import (AckMachine, EchoMachine, Echoed, EndOfStream, Event, IncompleteRecord,
-                       MessageReceived, ReadMachine, Rejected, TimedOut)
+from .machines import (
+    AckMachine,
+    Echoed,
+    EchoMachine,
+    EndOfStream,
+    Event,
+    IncompleteRecord,
+    MessageReceived,
+    ReadMachine,
+    Rejected,
+    TimedOut,
+)
 from .protocols import Protocol
 from .servers import format_address
 
@@ -90,7 +100,7 @@ class ConversationProtocol(Protocol):
 
     # -- Protocol callbacks -----------------------------------------------------
 
-    def connection_made(self, transport: "Transport") -> None:  # type: ignore[override]
+    def connection_made(self, transport: "Transport") -> None:
         self.transport = transport
         self.peer = format_address(transport.get_extra_info("peername"))
         self.report_accepted(transport.get_extra_info("peername"))

@@ -10,7 +10,7 @@ have logged exactly what its clients sent.  Exit status 0 means all did.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Callable, List
+from typing import Callable, List, Optional
 
 from .clients import AckClient, Client, EchoClient, SendClient
 from .conversations import Settings, serve
@@ -20,6 +20,13 @@ from .servers import _has_ipv6_loopback, format_address
 __all__ = ["run_demo"]
 
 READ_TEXT = "Half a league, half a league ..."
+
+
+def _answer_with(message: str) -> Callable[[Callable[[Optional[str]], None]], None]:
+    """An AckClient prompt answered at once with ``message``."""
+    def ask(answer: Callable[[Optional[str]], None]) -> None:
+        answer(message)
+    return ask
 
 
 def run_demo(clients_per_kind: int, timeout: float, out: Callable[[str], None]) -> int:
@@ -60,10 +67,10 @@ def run_demo(clients_per_kind: int, timeout: float, out: Callable[[str], None]) 
             reactor.connect_tcp(lambda: client, host, listeners[kind].port,
                                 timeout=timeout).add_done_callback(connected)
 
-        expected = Counter()
+        expected: Counter[str] = Counter()
         for n in range(clients_per_kind):
             message = f"hello from ack client {n + 1}"
-            start("ack", n, AckClient(lambda answer, m=message: answer(m)))
+            start("ack", n, AckClient(_answer_with(message)))
             expected[f"ack: Got the message:{message}"] += 1
             text = f"{READ_TEXT} (client {n + 1})"
             start("read", n, SendClient([text.encode()], nul=True))

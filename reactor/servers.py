@@ -136,9 +136,9 @@ class Listener:
 
     ``host`` is a name, an address, or a list of them.  ``None`` or ``""``
     means every interface (dual-stack ``::`` where IPv6 exists);
-    ``"localhost"`` means 127.0.0.1 and ::1 (where IPv6 exists).  ``port=0`` lets the kernel pick one port, shared by all of
-    this listener's sockets.  Resolving ``host`` blocks briefly; it happens
-    once, when you call ``listen_tcp``.
+    ``"localhost"`` means 127.0.0.1 and ::1 (where IPv6 exists).  ``port=0``
+    lets the kernel pick one port, shared by all of this listener's sockets.
+    Resolving ``host`` blocks briefly; it happens once, in ``listen_tcp``.
     """
 
     #: Connections accepted per readiness event, per socket.
@@ -175,7 +175,7 @@ class Listener:
             if name == "localhost":
                 # RFC 6761: localhost is the loopback, whatever /etc/hosts
                 # says; many systems list only 127.0.0.1 there.
-                infos = [(socket.AF_INET, 0, 0, "", ("127.0.0.1", port))]
+                infos: List[Tuple[Any, ...]] = [(socket.AF_INET, 0, 0, "", ("127.0.0.1", port))]
                 if _has_ipv6_loopback():
                     infos.append((socket.AF_INET6, 0, 0, "", ("::1", port, 0, 0)))
             else:
@@ -219,7 +219,7 @@ class Listener:
                 sock.bind(addr)
             except OSError as exc:
                 raise OSError(exc.errno, f"cannot listen on "
-                              f"{_format_hostport(addr[0], chosen)}: {exc.strerror}") from exc
+                              f"{_format_hostport(str(addr[0]), chosen)}: {exc.strerror}") from exc
             sock.listen(self._backlog)
             sock.setblocking(False)
             chosen = sock.getsockname()[1]

@@ -172,6 +172,10 @@ class Transport:
         self._update_interest()
         if self._writing_paused:
             self._resume_protocol()
+            if self._buffer:
+                # resume_writing() wrote more than the kernel took (and may
+                # have called close() or write_eof()): finish that first.
+                return
         if self._closing:
             self._schedule_lost(None)
         elif self._eof_requested:

@@ -10,7 +10,7 @@ from typing import List
 import pytest
 
 from reactor import Reactor
-from reactor.conversations import (AckProtocol, EchoProtocol, ReadProtocol, Settings, serve)
+from reactor.conversations import AckProtocol, EchoProtocol, ReadProtocol, Settings, serve
 from reactor.testing import FakeClock, MemoryTransport, advance
 
 
@@ -83,7 +83,8 @@ def test_message_too_long_closes_that_connection(fake_reactor: Reactor) -> None:
 def test_lost_connection_is_reported(fake_reactor: Reactor) -> None:
     protocol, transport, lines = make(EchoProtocol, fake_reactor)
     transport.lose(ConnectionResetError("reset by peer"))
-    assert lines[-1] == "connection from 10.0.0.7:4242 failed: ConnectionResetError('reset by peer')"
+    assert lines[-1] == ("connection from 10.0.0.7:4242 failed: "
+                         "ConnectionResetError('reset by peer')")
     assert fake_reactor.next_deadline() is None  # its idle deadline is forgotten
 
 
@@ -197,8 +198,9 @@ def test_idle_timeout_on_real_sockets_keeps_others_served(reactor: Reactor, run)
             busy.send(b"ping")
             run(reactor, lambda: _readable(busy), timeout=5, step=0.01)
             echoed += busy.recv(100)
-            pause = time.monotonic() + 0.05
-            run(reactor, lambda: time.monotonic() > pause, timeout=5, step=0.01)
+            pause_until = time.monotonic() + 0.05
+            run(reactor, lambda until=pause_until: time.monotonic() > until, timeout=5,
+                step=0.01)
         assert echoed == b"ping" * (len(echoed) // 4) and len(echoed) >= 32
         assert sum("timed out: no data for 0.3s" in line for line in lines) == 1
         silent.settimeout(5)

@@ -2,8 +2,17 @@
 events and bytes out.  See ``base`` for the common contract."""
 
 from .ack import ACK, AckMachine
-from .base import (Echoed, EndOfStream, Event, IncompleteRecord, MachineError,
-                   MessageReceived, Rejected, TimedOut, readable)
+from .base import (
+                   Echoed,
+                   EndOfStream,
+                   Event,
+                   IncompleteRecord,
+                   MachineError,
+                   MessageReceived,
+                   Rejected,
+                   TimedOut,
+                   readable,
+)
 from .echo import EchoMachine
 from .framing import MessageMachine
 from .read import ReadMachine

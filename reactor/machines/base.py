@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Tuple, Type
+from typing import List, Mapping, Optional, Tuple, Type, TypeVar
 
 __all__ = [
     "Event", "MessageReceived", "Echoed", "EndOfStream", "TimedOut", "Rejected",
@@ -97,11 +97,12 @@ class MachineError(RuntimeError):
         self.trigger = trigger
 
 
-Table = Dict[Tuple[enum.Enum, enum.Enum], enum.Enum]
+StateT = TypeVar("StateT", bound=enum.Enum)
+TriggerT = TypeVar("TriggerT", bound=enum.Enum)
 
 
-def check_transition(machine: Type[object], table: Table, state: enum.Enum,
-                     trigger: enum.Enum) -> enum.Enum:
+def check_transition(machine: Type[object], table: Mapping[Tuple[StateT, TriggerT], StateT],
+                     state: StateT, trigger: TriggerT) -> StateT:
     """Look up ``(state, trigger)`` in ``table``; raise ``MachineError``
     naming both when the table has no such transition."""
     try:

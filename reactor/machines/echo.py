@@ -16,8 +16,15 @@ from __future__ import annotations
 import enum
 from typing import List, Optional
 
-from .base import (Deadlines, Echoed, EndOfStream, Event, IncompleteRecord, TimedOut,
-                   check_transition)
+from .base import (
+    Deadlines,
+    Echoed,
+    EndOfStream,
+    Event,
+    IncompleteRecord,
+    TimedOut,
+    check_transition,
+)
 
 __all__ = ["State", "Trigger", "TRANSITIONS", "EchoMachine"]
 
@@ -89,7 +96,7 @@ class EchoMachine:
         return out
 
     def _to(self, trigger: Trigger) -> None:
-        self.state = check_transition(type(self), TRANSITIONS, self.state, trigger)  # type: ignore[assignment]
+        self.state = check_transition(type(self), TRANSITIONS, self.state, trigger)
 
     def start(self, now: float) -> List[Event]:
         self._to(T.START)

@@ -19,8 +19,15 @@ import enum
 import re
 from typing import List, Optional
 
-from .base import (Deadlines, EndOfStream, Event, MessageReceived, Rejected, TimedOut,
-                   check_transition)
+from .base import (
+    Deadlines,
+    EndOfStream,
+    Event,
+    MessageReceived,
+    Rejected,
+    TimedOut,
+    check_transition,
+)
 
 __all__ = ["State", "Trigger", "TRANSITIONS", "MessageMachine"]
 
@@ -105,7 +112,7 @@ class MessageMachine:
     # -- inputs ---------------------------------------------------------------
 
     def _to(self, trigger: Trigger) -> None:
-        self.state = check_transition(type(self), TRANSITIONS, self.state, trigger)  # type: ignore[assignment]
+        self.state = check_transition(type(self), TRANSITIONS, self.state, trigger)
 
     def start(self, now: float) -> List[Event]:
         self._to(T.START)

@@ -8,8 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactor.machines import (EchoMachine, Echoed, EndOfStream, IncompleteRecord, MachineError,
-                              TimedOut)
+from reactor.machines import (
+    Echoed,
+    EchoMachine,
+    EndOfStream,
+    IncompleteRecord,
+    MachineError,
+    TimedOut,
+)
 from reactor.machines.echo import State
 
 

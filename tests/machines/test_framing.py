@@ -8,8 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from reactor.machines import (ACK, AckMachine, EndOfStream, Event, MachineError,
-                              MessageReceived, ReadMachine, Rejected, TimedOut)
+from reactor.machines import (
+    ACK,
+    AckMachine,
+    EndOfStream,
+    Event,
+    MachineError,
+    MessageReceived,
+    ReadMachine,
+    Rejected,
+    TimedOut,
+)
 from reactor.machines.framing import TRANSITIONS, State, Trigger
 
 

@@ -215,10 +215,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         verbose=args.verbose)
     with Reactor() as reactor:
         listener = _listen(reactor, args.kind, args.host, args.port, settings, out)
+        # Handlers first: whoever reads the port line may signal at once.
+        GracefulStop(reactor, [listener], SHUTDOWN_GRACE, out).install()
         out(f"Socket port {listener.port}")
         for address in listener.addresses:
             out(f"{args.kind} server listening on {format_address(address)}")
-        GracefulStop(reactor, [listener], SHUTDOWN_GRACE, out).install()
         reactor.run()
         listener.close()
     return 0

@@ -235,3 +235,11 @@ def test_demo_runs_every_conversation() -> None:
                for line in lines) == 4
     assert sum(line == "read server | Ending connection" for line in lines) == 4
     assert any("[::1]" in line for line in lines)  # IPv6 took part
+
+
+def test_sigterm_right_after_the_port_line_is_clean() -> None:
+    # The port line is the cue for scripts; a signal at that moment must
+    # already find the handler installed.
+    for _ in range(5):
+        with serve("read") as server:
+            assert server.stop(signal.SIGTERM) == 0

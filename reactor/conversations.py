@@ -40,7 +40,7 @@ from .machines import (
     TimedOut,
 )
 from .protocols import Protocol
-from .servers import format_address
+from .servers import DEFAULT_BACKLOG, format_address
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -276,7 +276,7 @@ DEFAULT_PORTS = {"echo": 3005, "ack": 50544, "read": 0}
 
 def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
           port: Optional[int] = None, *, settings: Optional[Settings] = None,
-          log: Optional[Log] = None, backlog: int = 100,
+          log: Optional[Log] = None, backlog: int = DEFAULT_BACKLOG,
           protocol_class: Optional[Type[ConversationProtocol]] = None) -> "Listener":
     """Start a server for conversation ``kind`` (``ack``, ``read`` or
     ``echo``) and return its listener.  All its connections share one idle

@@ -37,7 +37,7 @@ import socket
 import threading
 from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
-from .servers import Connector, Hosts, Listener
+from .servers import DEFAULT_BACKLOG, Connector, Hosts, Listener
 from .timers import Clock, MonotonicClock, TimerHandle, TimerQueue
 
 __all__ = ["Reactor", "Handle"]
@@ -367,7 +367,7 @@ class Reactor:
     # -- networking (implemented in servers.py) -------------------------------
 
     def listen_tcp(self, protocol_factory: Callable[[], Any], host: Hosts = "localhost",
-                   port: int = 0, *, backlog: int = 100, **options: Any) -> "Listener":
+                   port: int = 0, *, backlog: int = DEFAULT_BACKLOG, **options: Any) -> "Listener":
         """Listen for TCP connections; see ``reactor.servers.Listener``."""
         self._check_open()
         return Listener(self, protocol_factory, host, port, backlog=backlog, **options)

@@ -40,13 +40,18 @@ if TYPE_CHECKING:  # pragma: no cover
     from .protocols import Protocol
     from .timers import TimerHandle
 
-__all__ = ["Listener", "Connector", "ConnectError", "format_address"]
+__all__ = ["Listener", "Connector", "ConnectError", "DEFAULT_BACKLOG", "format_address"]
 
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 
 _RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
 _CLIENT_GONE_ERRNOS = frozenset((errno.ECONNABORTED, getattr(errno, "EPROTO", -1)))
+
+#: Pending connections the kernel may queue per listening socket (it caps
+#: this at net.core.somaxconn).  Generous, because some stacks reset rather
+#: than drop the connections that overflow it during a burst.
+DEFAULT_BACKLOG = 1024
 
 ProtocolFactory = Callable[[], "Protocol"]
 Hosts = Union[None, str, Sequence[str]]
@@ -147,7 +152,7 @@ class Listener:
     accept_retry_delay = 0.25
 
     def __init__(self, reactor: "Reactor", protocol_factory: ProtocolFactory,
-                 host: Hosts, port: int, *, backlog: int = 100,
+                 host: Hosts, port: int, *, backlog: int = DEFAULT_BACKLOG,
                  reuse_address: bool = True) -> None:
         self._reactor = reactor
         self._protocol_factory = protocol_factory
@@ -420,7 +425,13 @@ class Connector:
     def _try_next(self) -> None:
         while self._addresses:
             family, addr = self._addresses.pop(0)
-            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock = socket.socket(family, socket.SOCK_STREAM)
+            except OSError as exc:
+                # EMFILE, or EAFNOSUPPORT where IPv6 is disabled: this
+                # address is unusable, the next one may not be.
+                self._last_error = exc
+                continue
             sock.setblocking(False)
             code = sock.connect_ex(addr)
             if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EINTR):

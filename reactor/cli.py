@@ -97,6 +97,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="echo: send back only whole records of N bytes (like SO_RCVLOWAT)")
     p.add_argument("--max-message", type=_positive_int, default=65536,
                    help="ack/read: close a connection whose message exceeds N bytes")
+    p.add_argument("--write-timeout", type=_seconds, default=60.0,
+                   help="close a connection that reads none of our output this long "
+                        "(0: never; default 60)")
+    p.add_argument("--grace", type=_seconds, default=SHUTDOWN_GRACE,
+                   help="on SIGINT/SIGTERM, seconds to let connections finish "
+                        f"before aborting them (default {SHUTDOWN_GRACE:g})")
     p.add_argument("--verbose", action="store_true", help="echo: log every echoed chunk")
     p.set_defaults(func=cmd_serve)
 
@@ -154,14 +160,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
 
 class GracefulStop:
-    """Stops a server on SIGINT/SIGTERM: close the listeners at once, let open
-    connections flush and close, abort what is left after ``grace``
-    seconds, then stop the reactor.  A second signal exits immediately."""
+    """Stops a server on SIGINT/SIGTERM with ``Reactor.shutdown``: listeners
+    close at once, open connections flush and close, whatever is left after
+    ``grace`` seconds is aborted, then the loop stops.  A second signal exits
+    immediately."""
 
-    def __init__(self, reactor: Reactor, listeners: List[Listener], grace: float,
-                 log: Callable[[str], None]) -> None:
+    def __init__(self, reactor: Reactor, grace: float, log: Callable[[str], None]) -> None:
         self.reactor = reactor
-        self.listeners = listeners
         self.grace = grace
         self.log = log
         self.stopping = False
@@ -176,27 +181,7 @@ class GracefulStop:
             os._exit(1)
         self.stopping = True
         self.log(f"{signal.Signals(sig).name}: shutting down")
-        for listener in self.listeners:
-            listener.close()
-            for transport in listener.connections:
-                transport.close()
-        self.reactor.call_later(self.grace, self._abort_rest)
-        self._stop_when_idle()
-
-    def _open(self) -> int:
-        return sum(len(listener.connections) for listener in self.listeners)
-
-    def _stop_when_idle(self) -> None:
-        if self._open() == 0:
-            self.reactor.stop()
-        else:
-            self.reactor.call_later(0.02, self._stop_when_idle)
-
-    def _abort_rest(self) -> None:
-        for listener in self.listeners:
-            for transport in listener.connections:
-                transport.abort()
-        self.reactor.call_soon(self.reactor.stop)
+        self.reactor.shutdown(self.grace)
 
 
 def _listen(reactor: Reactor, kind: str, host: str, port: Optional[int],
@@ -212,11 +197,11 @@ def _listen(reactor: Reactor, kind: str, host: str, port: Optional[int],
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings(idle_timeout=args.timeout, message_timeout=args.message_timeout,
                         max_message=args.max_message, record_size=args.record_size,
-                        verbose=args.verbose)
+                        write_timeout=args.write_timeout, verbose=args.verbose)
     with Reactor() as reactor:
         listener = _listen(reactor, args.kind, args.host, args.port, settings, out)
         # Handlers first: whoever reads the port line may signal at once.
-        GracefulStop(reactor, [listener], SHUTDOWN_GRACE, out).install()
+        GracefulStop(reactor, args.grace, out).install()
         out(f"Socket port {listener.port}")
         for address in listener.addresses:
             out(f"{args.kind} server listening on {format_address(address)}")

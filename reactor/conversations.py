@@ -72,6 +72,10 @@ class Settings:
     max_message: int = 65536
     #: Echo only whole records of this many bytes (like SO_RCVLOWAT).
     record_size: Optional[int] = None
+    #: Abort a connection whose peer has read none of our pending output for
+    #: this long (0/None: never), so a client that stops reading cannot pin
+    #: memory.  (Echo stops reading from such a client meanwhile.)
+    write_timeout: Optional[float] = 60.0
     #: Report every echoed chunk, not only connection events.
     verbose: bool = False
 
@@ -291,4 +295,4 @@ def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
         return cls(reactor, settings, log, idle)
 
     return reactor.listen_tcp(factory, host, DEFAULT_PORTS[kind] if port is None else port,
-                              backlog=backlog)
+                              backlog=backlog, write_timeout=settings.write_timeout)

@@ -35,7 +35,7 @@ import selectors
 import signal
 import socket
 import threading
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
 
 from .servers import DEFAULT_BACKLOG, Connector, Hosts, Listener
 from .timers import Clock, MonotonicClock, TimerHandle, TimerQueue
@@ -119,6 +119,8 @@ class Reactor:
         self._exception_handler: Optional[ExceptionHandler] = None
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._signals: Dict[int, Any] = {}
+        self._old_wakeup_fd = -1
+        self._listeners: Set[Listener] = set()  # open ones, for shutdown()
         self._waker = _Waker()
         self._selector.register(self._waker.reader, EVENT_READ, self._waker)
         #: The host-name resolver used by ``listen_tcp`` and ``connect_tcp``;
@@ -264,6 +266,7 @@ class Reactor:
         try:
             handler(self, context)
         except Exception as exc:
+            self.default_exception_handler(context)
             self.default_exception_handler({
                 "message": "the exception handler raised",
                 "exception": exc,
@@ -320,6 +323,11 @@ class Reactor:
             self.call_soon_threadsafe(fn, *args)
 
         previous = signal.signal(sig, on_signal)
+        if not self._signals:
+            # The C-level handler writes to the waker too, so a signal that
+            # lands on another thread still wakes a select() on this one.
+            self._old_wakeup_fd = signal.set_wakeup_fd(self._waker.writer.fileno(),
+                                                       warn_on_full_buffer=False)
         self._signals.setdefault(sig, previous)
 
     def remove_signal_handler(self, sig: int) -> bool:
@@ -327,9 +335,28 @@ class Reactor:
         if sig not in self._signals:
             return False
         signal.signal(sig, self._signals.pop(sig))
+        if not self._signals:
+            signal.set_wakeup_fd(self._old_wakeup_fd)
         return True
 
     # -- shutting down ------------------------------------------------------
+
+    def shutdown(self, grace: float = 5.0) -> None:
+        """Graceful stop of every listener this reactor has open: see
+        ``Listener.shutdown``.  Once all their connections are gone (at most
+        ``grace`` seconds from now), ``stop()`` is called."""
+        listeners = list(self._listeners)
+        remaining = [len(listeners)]
+
+        def one_done() -> None:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                self.stop()
+
+        if not listeners:
+            self.call_soon(self.stop)
+        for listener in listeners:
+            listener.shutdown(grace, one_done)
 
     def is_running(self) -> bool:
         return self._running

@@ -11,6 +11,9 @@ The call grammar, for one connection::
     [eof_received (data_received is never called after it)]
     connection_lost                    <- exactly once, always last
 
+``shutdown_requested`` may come at any point before ``connection_lost``,
+once, when the server that accepted the connection is shutting down.
+
 ``pause_writing`` and ``resume_writing`` alternate, starting with
 ``pause_writing``.  ``connection_lost`` is called even if ``connection_made``
 raised, and it is never called from inside another of these callbacks: it
@@ -65,6 +68,17 @@ class Protocol:
         e.g. ``ConnectionResetError`` or ``TimeoutError``.  The socket is
         closed right after this returns.
         """
+
+    def shutdown_requested(self) -> Optional[bool]:
+        """Called once when the server that accepted this connection starts a
+        graceful shutdown (``Listener.shutdown`` or ``Reactor.shutdown``).
+
+        Return a false value (the default) and the transport is closed at
+        once, after flushing what was already written.  Return true to finish
+        in-flight work first and close the transport yourself; connections
+        still open when the shutdown's grace period ends are aborted.
+        """
+        return None
 
     def pause_writing(self) -> None:
         """Called when the transport's write buffer rises above its

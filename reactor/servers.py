@@ -10,10 +10,11 @@ readiness event accepts at most ``accept_batch`` connections, so a flood of
 connects cannot starve the connections already open.
 
 Running out of descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS,
-ENOMEM) on ``accept`` is reported once, then the listener stops watching its
-sockets for ``accept_retry_delay`` seconds instead of spinning on a
-readiness that cannot be served; waiting clients stay in the kernel's
-backlog and are accepted when it resumes.  A client that gave up before we
+ENOMEM), or any other unexpected ``accept`` error, is reported once; then the
+listener stops watching its sockets for ``accept_retry_delay`` seconds at a
+time instead of spinning on a readiness it cannot serve, until an accept
+succeeds.  Waiting clients stay in the kernel's backlog and are accepted
+when it resumes.  A client that gave up before we
 accepted it (ECONNABORTED, EPROTO) is skipped silently.
 
 A ``Connector`` makes one outgoing connection without ever blocking the loop:
@@ -153,8 +154,9 @@ class Listener:
 
     def __init__(self, reactor: "Reactor", protocol_factory: ProtocolFactory,
                  host: Hosts, port: int, *, backlog: int = DEFAULT_BACKLOG,
-                 reuse_address: bool = True) -> None:
+                 reuse_address: bool = True, write_timeout: Optional[float] = None) -> None:
         self._reactor = reactor
+        self._write_timeout = write_timeout
         self._protocol_factory = protocol_factory
         self._backlog = backlog
         self._reuse_address = reuse_address
@@ -162,12 +164,16 @@ class Listener:
         self._connections: Set[Transport] = set()
         self._closed = False
         self._paused_timer: Optional[TimerHandle] = None
+        self._shutdown_timer: Optional[TimerHandle] = None
+        self._on_shutdown: List[Callable[[], None]] = []
         #: Counts of what happened on accept (for statistics and tests).
         self.accepted = 0
         self.accept_errors = 0
+        self._starved = False  # out of descriptors/memory and already said so
         self._bind_all(self._resolve(host, port), port)
         for handle in self._handles:
             reactor._register(handle.sock, EVENT_READ, handle)
+        reactor._listeners.add(self)
 
     # -- setting up -------------------------------------------------------------
 
@@ -260,10 +266,54 @@ class Listener:
         if self._closed:
             return
         self._closed = True
+        self._reactor._listeners.discard(self)
         if self._paused_timer is not None:
             self._paused_timer.cancel()
             self._paused_timer = None
         self._close_sockets()
+
+    def shutdown(self, grace: float = 5.0,
+                 on_done: Optional[Callable[[], None]] = None) -> None:
+        """Graceful stop: close the listening sockets now, ask each open
+        connection's protocol to finish (``shutdown_requested``; by default
+        its transport is closed after flushing), abort whatever is still open
+        ``grace`` seconds later, and call ``on_done()`` once every connection
+        is gone."""
+        self.close()
+        if on_done is not None:
+            self._on_shutdown.append(on_done)
+        if self._shutdown_timer is None:
+            self._shutdown_timer = self._reactor.call_later(grace, self._abort_remaining)
+            for transport in list(self._connections):
+                protocol = transport.get_protocol()
+                try:
+                    handles_it = protocol.shutdown_requested() if protocol else None
+                except Exception as exc:
+                    transport._user_error(exc, "shutdown_requested")
+                    continue
+                if not handles_it:
+                    transport.close()
+        self._check_shutdown_done()
+
+    def _abort_remaining(self) -> None:
+        for transport in list(self._connections):
+            transport.abort()
+
+    def _check_shutdown_done(self) -> None:
+        if self._connections or self._shutdown_timer is None:
+            return
+        self._shutdown_timer.cancel()
+        callbacks, self._on_shutdown = self._on_shutdown, []
+        for fn in callbacks:
+            try:
+                fn()
+            except Exception as exc:
+                self._reactor.call_exception_handler({
+                    "message": "exception in shutdown callback",
+                    "exception": exc,
+                    "callback": fn,
+                    "listener": self,
+                })
 
     def _close_sockets(self) -> None:
         for handle in self._handles:
@@ -292,22 +342,27 @@ class Listener:
                 self._accept_failed(exc)
                 return
             self.accepted += 1
+            self._starved = False
             self._serve(conn)
 
     def _accept_failed(self, exc: OSError) -> None:
+        # Whatever it is (EMFILE, ENOBUFS, EPERM from a firewall hook...),
+        # retrying at once would spin: pause, retry later, and say so once
+        # per run of failures rather than once per retry.
         self.accept_errors += 1
-        resource = exc.errno in _RESOURCE_ERRNOS
-        self._reactor.call_exception_handler({
-            "message": (f"accept() failed; pausing this listener for "
-                        f"{self.accept_retry_delay}s" if resource else "accept() failed"),
-            "exception": exc,
-            "listener": self,
-        })
-        if resource:
-            for handle in self._handles:
-                self._reactor._unregister(handle.sock)
-            self._paused_timer = self._reactor.call_later(self.accept_retry_delay,
-                                                          self._resume_accepting)
+        if not self._starved:
+            self._starved = True
+            kind = "out of resources" if exc.errno in _RESOURCE_ERRNOS else "unexpected error"
+            self._reactor.call_exception_handler({
+                "message": (f"accept() failed ({kind}); pausing this listener and retrying "
+                            f"every {self.accept_retry_delay}s until it succeeds"),
+                "exception": exc,
+                "listener": self,
+            })
+        for handle in self._handles:
+            self._reactor._unregister(handle.sock)
+        self._paused_timer = self._reactor.call_later(self.accept_retry_delay,
+                                                      self._resume_accepting)
 
     def _resume_accepting(self) -> None:
         self._paused_timer = None
@@ -328,11 +383,15 @@ class Listener:
             })
             return
         transport = Transport(self._reactor, conn, protocol, owner=self)
+        if self._write_timeout:
+            transport.set_write_timeout(self._write_timeout)
         self._connections.add(transport)
         transport._start()
 
     def _connection_gone(self, transport: Transport) -> None:
         self._connections.discard(transport)
+        if self._shutdown_timer is not None:
+            self._check_shutdown_done()
 
 
 DoneCallback = Callable[["Connector"], None]
@@ -353,8 +412,10 @@ class Connector:
     """
 
     def __init__(self, reactor: "Reactor", protocol_factory: ProtocolFactory,
-                 host: str, port: int, *, timeout: Optional[float] = 30.0) -> None:
+                 host: str, port: int, *, timeout: Optional[float] = 30.0,
+                 write_timeout: Optional[float] = None) -> None:
         self._reactor = reactor
+        self._write_timeout = write_timeout
         self._protocol_factory = protocol_factory
         self.host = host
         self.port = port
@@ -468,6 +529,8 @@ class Connector:
             return
         self.protocol = protocol
         self.transport = Transport(self._reactor, sock, protocol)
+        if self._write_timeout:
+            self.transport.set_write_timeout(self._write_timeout)
         self.transport._start()
         self._finish(None)
 

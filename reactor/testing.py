@@ -23,7 +23,8 @@ Drive timers on a reactor with a fake clock::
 
 from __future__ import annotations
 
-from typing import Any, Callable, Iterable, List, Optional, Tuple
+import collections
+from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple
 
 from .loop import Reactor
 from .protocols import Protocol
@@ -101,6 +102,9 @@ class MemoryTransport:
         self._extra = {"peername": peername, "sockname": sockname, "socket": None}
         self._depth = 0
         self._pending_lost: Optional[Tuple[Optional[BaseException]]] = None
+        # What the peer sent while reading was paused: bytes, or None for EOF.
+        self._inbox: Deque[Optional[bytes]] = collections.deque()
+        self._peer_eof = False
 
     # -- driving the protocol ---------------------------------------------------
 
@@ -124,20 +128,36 @@ class MemoryTransport:
 
     def feed(self, data: bytes, chunk_size: Optional[int] = None) -> None:
         """Deliver ``data`` as if the peer sent it, in pieces of
-        ``chunk_size`` bytes if given."""
+        ``chunk_size`` bytes if given.  Like the real transport: nothing is
+        delivered once closed, and while reading is paused the pieces wait
+        for ``resume_reading()``."""
+        if self.closed or self.lost is not None:
+            return
+        if self._peer_eof:
+            raise RuntimeError("feed() after feed_eof(): a peer cannot send after its EOF")
         step = chunk_size or max(len(data), 1)
         for start in range(0, len(data), step):
-            if self.closed or self.lost is not None:
-                return
-            assert self.protocol is not None
-            self._call(self.protocol.data_received, bytes(data[start:start + step]))
+            self._inbox.append(bytes(data[start:start + step]))
+        self._deliver()
 
     def feed_eof(self) -> None:
         """The peer half-closed.  Closes unless ``eof_received`` returns
-        true, like the real transport."""
-        assert self.protocol is not None
-        if not self._call(self.protocol.eof_received):
-            self.close()
+        true, like the real transport.  Delivered once, after any data
+        waiting for ``resume_reading()``; ignored once closed."""
+        if not self._peer_eof:
+            self._peer_eof = True
+            self._inbox.append(None)
+            self._deliver()
+
+    def _deliver(self) -> None:
+        while self._inbox and self.reading and not self.closed and self.lost is None:
+            protocol = self.protocol
+            assert protocol is not None
+            item = self._inbox.popleft()
+            if item is not None:
+                self._call(protocol.data_received, item)
+            elif not self._call(protocol.eof_received):
+                self.close()
 
     def lose(self, exc: Optional[BaseException] = None) -> None:
         """The connection died (e.g. ``ConnectionResetError()``)."""
@@ -163,10 +183,10 @@ class MemoryTransport:
     def write(self, data: bytes) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-        if self.eof_written:
-            raise RuntimeError("write() after write_eof()")
         if self.closed:
             return
+        if self.eof_written:
+            raise RuntimeError("write() after write_eof()")
         self.written += data
         self.writes.append(bytes(data))
 
@@ -200,6 +220,7 @@ class MemoryTransport:
     def resume_reading(self) -> None:
         if not self.closed:
             self.reading = True
+            self._deliver()
 
     def is_reading(self) -> bool:
         return self.reading

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Tuple, Union
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
     from .protocols import Protocol
+    from .timers import TimerHandle
 
 __all__ = ["Transport", "ROUTINE_ERRORS"]
 
@@ -67,7 +68,8 @@ class Transport:
     __slots__ = ("_reactor", "_sock", "_protocol", "_buffer", "_mask",
                  "_closing", "_lost", "_eof_requested", "_eof_received",
                  "_reading_paused", "_writing_paused", "_high", "_low",
-                 "_extra", "_owner", "__weakref__")
+                 "_extra", "_owner", "_write_timeout", "_stall_timer", "_last_progress",
+                 "__weakref__")
 
     def __init__(self, reactor: "Reactor", sock: socket.socket,
                  protocol: "Protocol", owner: Any = None) -> None:
@@ -86,6 +88,9 @@ class Transport:
         self._low = self.default_high_water // 4
         self._extra: Optional[Dict[str, Any]] = None
         self._owner = owner          # a Listener, told when we are gone
+        self._write_timeout: Optional[float] = None
+        self._stall_timer: Optional[TimerHandle] = None
+        self._last_progress = 0.0    # when send() last took bytes, while buffering
 
     def _start(self) -> None:
         """Begin reading and tell the protocol.  Called by the creator."""
@@ -165,6 +170,8 @@ class Transport:
             self._fatal(exc)
             return
         del buffer[:sent]
+        if sent and self._write_timeout is not None:
+            self._last_progress = self._reactor.time()
         if buffer:
             if self._writing_paused and len(buffer) <= self._low:
                 self._resume_protocol()
@@ -189,10 +196,10 @@ class Transport:
         is closing; ``RuntimeError`` after ``write_eof()``."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-        if self._eof_requested:
-            raise RuntimeError("write() after write_eof()")
         if self._closing or not data:
             return
+        if self._eof_requested:
+            raise RuntimeError("write() after write_eof()")
         if not self._buffer:
             try:
                 sent = self._sock.send(data)
@@ -205,6 +212,8 @@ class Transport:
                 return
             self._buffer += memoryview(data)[sent:]
             self._update_interest()
+            if self._write_timeout is not None:
+                self._watch_for_stall()
         else:
             self._buffer += data
         if not self._writing_paused and len(self._buffer) > self._high:
@@ -286,6 +295,20 @@ class Transport:
         elif self._writing_paused and len(self._buffer) <= low:
             self._resume_protocol()
 
+    def set_write_timeout(self, seconds: Optional[float]) -> None:
+        """Abort the connection with ``TimeoutError`` if data has been
+        waiting in the write buffer and the peer has taken none of it for
+        ``seconds``: a peer that stops reading cannot pin memory forever.
+        ``None`` (the default) or 0 waits forever."""
+        if seconds is not None and seconds < 0:
+            raise ValueError(f"write timeout must be >= 0 or None, not {seconds!r}")
+        self._write_timeout = seconds or None
+        if self._write_timeout is not None and self._buffer:
+            self._watch_for_stall()
+
+    def get_write_timeout(self) -> Optional[float]:
+        return self._write_timeout
+
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """``"peername"``, ``"sockname"`` or ``"socket"``; ``default`` for
         anything else or when the socket can no longer say."""
@@ -314,6 +337,27 @@ class Transport:
         return f"<Transport fd={fd} {state} buffered={len(self._buffer)}>"
 
     # -- internals --------------------------------------------------------------
+
+    def _watch_for_stall(self) -> None:
+        # Lazy: one timer per stall period, none per write.  A timer left
+        # over from an earlier stall fires early, finds progress, re-arms.
+        self._last_progress = self._reactor.time()
+        if self._stall_timer is None:
+            self._stall_timer = self._reactor.call_at(
+                self._last_progress + self._write_timeout, self._check_stall)  # type: ignore[operator]
+
+    def _check_stall(self) -> None:
+        self._stall_timer = None
+        timeout = self._write_timeout
+        if self._lost or not self._buffer or timeout is None:
+            return
+        deadline = self._last_progress + timeout
+        if self._reactor.time() >= deadline:
+            self._fatal(TimeoutError(
+                f"peer stopped reading: nothing sent for {timeout:g}s with "
+                f"{len(self._buffer)} bytes waiting"))
+        else:
+            self._stall_timer = self._reactor.call_at(deadline, self._check_stall)
 
     def _shutdown_write(self) -> None:
         try:
@@ -367,6 +411,9 @@ class Transport:
             return
         self._lost = True
         self._update_interest()  # unregisters: no further events for us
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
         self._reactor.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: Optional[BaseException]) -> None:

@@ -374,14 +374,16 @@ def test_removing_a_closed_socket_is_tolerated(reactor: Reactor, run) -> None:
 
 
 def test_protocols_and_transports_are_collectable(reactor: Reactor, run) -> None:
-    protocol = Log()
-    transport, peer = pair(reactor, protocol)
-    peer.sendall(b"x")
-    run(reactor, lambda: len(protocol.calls) > 1)
-    transport.close()
-    peer.close()
-    run(reactor, lambda: protocol.lost)
-    refs = [weakref.ref(protocol), weakref.ref(transport)]
-    del protocol, transport
+    def exchange() -> list:
+        protocol = Log()
+        transport, peer = pair(reactor, protocol)
+        peer.sendall(b"x")
+        run(reactor, lambda: len(protocol.calls) > 1)
+        transport.close()
+        peer.close()
+        run(reactor, lambda: protocol.lost)
+        return [weakref.ref(protocol), weakref.ref(transport)]
+
+    refs = exchange()
     gc.collect()
     assert [r() for r in refs] == [None, None]

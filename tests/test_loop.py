@@ -1,0 +1,647 @@
+"""Tests for reactor.loop: the ready queue, timers through the loop, run /
+stop, waking from other threads and signals, error handling, and dispatch
+with a scripted selector."""
+
+from __future__ import annotations
+
+import logging
+import os
+import selectors
+import signal
+import socket
+import threading
+import time
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import pytest
+
+from reactor import Protocol, Reactor, Transport
+from reactor.testing import FakeClock, advance
+
+pytestmark = pytest.mark.timeout(30)
+
+EVENT_READ = selectors.EVENT_READ
+EVENT_WRITE = selectors.EVENT_WRITE
+
+
+# -- the ready queue -------------------------------------------------------------
+
+
+def test_call_soon_runs_in_fifo_order(reactor: Reactor) -> None:
+    out: List[int] = []
+    for i in range(10):
+        reactor.call_soon(out.append, i)
+    reactor.run_once(0)
+    assert out == list(range(10))
+
+
+def test_call_soon_passes_args_and_returns_cancellable_handle(reactor: Reactor) -> None:
+    out: List[Tuple[int, str]] = []
+    reactor.call_soon(lambda a, b: out.append((a, b)), 1, "x")
+    h = reactor.call_soon(out.append, "never")
+    h.cancel()
+    assert "cancelled" in repr(h)
+    reactor.run_once(0)
+    assert out == [(1, "x")]
+
+
+def test_callbacks_scheduled_by_a_callback_run_in_the_next_step(reactor: Reactor) -> None:
+    out: List[str] = []
+
+    def first() -> None:
+        out.append("first")
+        reactor.call_soon(out.append, "child")
+
+    reactor.call_soon(first)
+    reactor.call_soon(out.append, "second")
+    reactor.run_once(0)
+    assert out == ["first", "second"]
+    reactor.run_once(0)
+    assert out == ["first", "second", "child"]
+
+
+def test_self_rescheduling_callback_does_not_starve_io(reactor: Reactor) -> None:
+    # A callback that always reschedules itself runs once per step, and each
+    # step still polls the selector.
+    a, b = socket.socketpair()
+    try:
+        count = [0]
+
+        def spin() -> None:
+            count[0] += 1
+            reactor.call_soon(spin)
+
+        got: List[bytes] = []
+
+        class Reader(Protocol):
+            def data_received(self, data: bytes) -> None:
+                got.append(data)
+
+        a.setblocking(False)
+        t = Transport(reactor, a, Reader())
+        t._start()
+        reactor.call_soon(spin)
+        b.sendall(b"ping")
+        for _ in range(5):
+            reactor.run_once(0)
+        assert count[0] == 5
+        assert got == [b"ping"]
+        t.abort()
+        reactor.run_once(0)
+    finally:
+        b.close()
+
+
+# -- timers through the loop ---------------------------------------------------------
+
+
+def test_call_later_fires_at_its_deadline_via_advance(clock: FakeClock,
+                                                      fake_reactor: Reactor) -> None:
+    seen: List[Tuple[str, float]] = []
+    start = clock.now()
+    for name, delay in (("c", 4.0), ("a", 1.0), ("b1", 2.5), ("b2", 2.5)):
+        fake_reactor.call_later(delay, lambda n=name: seen.append((n, fake_reactor.time())))
+    advance(fake_reactor, 0.5)
+    assert seen == []
+    advance(fake_reactor, 4.5)
+    assert seen == [("a", start + 1.0), ("b1", start + 2.5), ("b2", start + 2.5),
+                    ("c", start + 4.0)]
+    assert fake_reactor.time() == start + 5.0
+
+
+def test_call_at_uses_absolute_deadline(clock: FakeClock, fake_reactor: Reactor) -> None:
+    seen: List[float] = []
+    fake_reactor.call_at(clock.now() + 3.0, lambda: seen.append(fake_reactor.time()))
+    advance(fake_reactor, 2.0)
+    assert seen == []
+    advance(fake_reactor, 2.0)
+    assert seen == [clock.now() - 1.0]
+
+
+def test_timer_scheduled_by_a_timer_fires_at_its_own_deadline(
+        clock: FakeClock, fake_reactor: Reactor) -> None:
+    seen: List[float] = []
+    start = clock.now()
+
+    def first() -> None:
+        seen.append(fake_reactor.time())
+        fake_reactor.call_later(0.25, lambda: seen.append(fake_reactor.time()))
+
+    fake_reactor.call_later(1.0, first)
+    advance(fake_reactor, 10)
+    assert seen == [start + 1.0, start + 1.25]
+
+
+def test_due_timers_and_ready_callbacks_share_a_step(clock: FakeClock,
+                                                     fake_reactor: Reactor) -> None:
+    out: List[str] = []
+    fake_reactor.call_later(1, out.append, "timer")
+    fake_reactor.call_soon(out.append, "soon")
+    clock.advance(1)
+    fake_reactor.run_once(0)
+    assert out == ["soon", "timer"]
+
+
+def test_select_timeout_waits_for_nearest_timer(reactor: Reactor) -> None:
+    fired: List[float] = []
+    start = reactor.time()
+    reactor.call_later(0.05, lambda: fired.append(reactor.time()))
+    reactor.run_once(None)  # must not block forever: the timer bounds select
+    if not fired:  # select may wake a hair early on coarse clocks; never fire early
+        reactor.run_once(None)
+    assert fired and fired[0] >= start + 0.05
+
+
+# -- run / stop -----------------------------------------------------------------------
+
+
+def test_run_until_stop(reactor: Reactor) -> None:
+    out: List[int] = []
+
+    def tick(n: int) -> None:
+        out.append(n)
+        if n == 3:
+            reactor.stop()
+        else:
+            reactor.call_soon(tick, n + 1)
+
+    reactor.call_soon(tick, 0)
+    reactor.run()
+    assert out == [0, 1, 2, 3]
+    assert not reactor.is_running()
+    # A stopped reactor can run again.
+    reactor.call_soon(reactor.stop)
+    reactor.run()
+    assert not reactor.is_running()
+
+
+def test_is_running_inside_run(reactor: Reactor) -> None:
+    seen: List[bool] = []
+    reactor.call_soon(lambda: seen.append(reactor.is_running()))
+    reactor.call_soon(reactor.stop)
+    reactor.run()
+    assert seen == [True]
+
+
+def test_run_while_running_raises(reactor: Reactor) -> None:
+    caught: List[BaseException] = []
+
+    def nested() -> None:
+        try:
+            reactor.run()
+        except RuntimeError as exc:
+            caught.append(exc)
+        reactor.stop()
+
+    reactor.call_soon(nested)
+    reactor.run()
+    assert len(caught) == 1
+
+
+def test_stop_before_run_does_exactly_one_step(reactor: Reactor) -> None:
+    out: List[str] = []
+
+    def first() -> None:
+        out.append("first")
+        reactor.call_soon(out.append, "next step")
+
+    reactor.call_soon(first)
+    reactor.stop()
+    reactor.run()
+    assert out == ["first"]
+    # The stop request was consumed: a later run() needs its own stop.
+    reactor.call_soon(reactor.stop)
+    reactor.run()
+    assert out == ["first", "next step"]
+
+
+def test_run_once_with_timeout_returns_when_idle(reactor: Reactor) -> None:
+    started = time.monotonic()
+    reactor.run_once(0.1)
+    elapsed = time.monotonic() - started
+    assert 0.05 <= elapsed < 5
+
+
+def test_run_once_zero_does_not_block(reactor: Reactor) -> None:
+    started = time.monotonic()
+    reactor.run_once(0)
+    assert time.monotonic() - started < 1
+
+
+def _later_in_thread(delay: float, fn: Any, *args: Any) -> threading.Thread:
+    def body() -> None:
+        time.sleep(delay)
+        fn(*args)
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    return thread
+
+
+@pytest.mark.timeout(10)
+def test_call_soon_threadsafe_wakes_run_once_none(reactor: Reactor) -> None:
+    ran_on: List[int] = []
+    thread = _later_in_thread(0.05, reactor.call_soon_threadsafe,
+                              lambda: ran_on.append(threading.get_ident()))
+    try:
+        reactor.run_once(None)  # blocks until the other thread wakes it
+        if not ran_on:  # woken (waker drained) but handle not yet run
+            reactor.run_once(0)
+    finally:
+        thread.join()
+    assert ran_on == [threading.get_ident()]
+
+
+@pytest.mark.timeout(10)
+def test_call_soon_threadsafe_wakes_run(reactor: Reactor) -> None:
+    thread = _later_in_thread(0.05, reactor.call_soon_threadsafe, reactor.stop)
+    try:
+        reactor.run()
+    finally:
+        thread.join()
+    assert not reactor.is_running()
+
+
+@pytest.mark.timeout(10)
+def test_stop_from_another_thread_wakes_run(reactor: Reactor) -> None:
+    started = threading.Event()
+    reactor.call_soon(started.set)
+
+    def body() -> None:
+        started.wait(5)
+        time.sleep(0.05)
+        reactor.stop()
+
+    thread = threading.Thread(target=body)
+    thread.start()
+    try:
+        reactor.run()
+    finally:
+        thread.join()
+    assert started.is_set()
+
+
+# -- errors ---------------------------------------------------------------------------
+
+
+def test_exception_in_callback_reaches_handler_and_loop_goes_on(
+        reactor: Reactor, errors: List[Dict[str, Any]]) -> None:
+    out: List[str] = []
+    boom = ValueError("boom")
+
+    def bad() -> None:
+        raise boom
+
+    reactor.call_soon(bad)
+    reactor.call_soon(out.append, "after")
+    reactor.run_once(0)
+    assert out == ["after"]
+    assert len(errors) == 1
+    ctx = errors[0]
+    assert ctx["exception"] is boom
+    assert ctx["callback"] is bad
+    assert "bad" in ctx["message"]
+    reactor.call_soon(out.append, "next step")
+    reactor.run_once(0)
+    assert out == ["after", "next step"]
+
+
+def test_exception_in_timer_reaches_handler(clock: FakeClock, fake_reactor: Reactor,
+                                            errors: List[Dict[str, Any]]) -> None:
+    out: List[str] = []
+
+    def bad() -> None:
+        raise KeyError("t")
+
+    fake_reactor.call_later(1, bad)
+    fake_reactor.call_later(1, out.append, "same deadline")
+    fake_reactor.call_later(2, out.append, "later")
+    advance(fake_reactor, 3)
+    assert out == ["same deadline", "later"]
+    assert len(errors) == 1
+    assert isinstance(errors[0]["exception"], KeyError)
+    assert errors[0]["callback"] is bad
+    assert errors[0]["message"]
+
+
+def test_keyboard_interrupt_is_not_caught(reactor: Reactor) -> None:
+    def interrupt() -> None:
+        raise KeyboardInterrupt
+
+    reactor.call_soon(interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        reactor.run()
+    assert not reactor.is_running()
+
+
+def test_raising_exception_handler_is_logged_and_loop_goes_on(
+        reactor: Reactor, caplog: pytest.LogCaptureFixture) -> None:
+    handler_error = RuntimeError("handler broke")
+
+    def handler(_r: Reactor, _ctx: Dict[str, Any]) -> None:
+        raise handler_error
+
+    reactor.set_exception_handler(handler)
+    assert reactor.get_exception_handler() is handler
+    out: List[str] = []
+    original = ValueError("original")
+
+    def bad() -> None:
+        raise original
+
+    reactor.call_soon(bad)
+    reactor.call_soon(out.append, "still running")
+    with caplog.at_level(logging.ERROR, logger="reactor"):
+        reactor.run_once(0)
+    assert out == ["still running"]
+    records = [r for r in caplog.records if r.name == "reactor"]
+    assert len(records) == 2  # both errors, each with its own traceback
+    first, second = records
+    assert first.exc_info is not None and first.exc_info[1] is original
+    assert second.levelno == logging.ERROR
+    assert second.exc_info is not None and second.exc_info[1] is handler_error
+    assert "exception handler raised" in second.getMessage()
+    assert "original" in second.getMessage()  # the original context is shown
+
+
+def test_default_handler_logs_with_traceback(reactor: Reactor,
+                                             caplog: pytest.LogCaptureFixture) -> None:
+    reactor.set_exception_handler(None)
+    assert reactor.get_exception_handler() is None
+
+    def failing_callback() -> None:
+        raise ZeroDivisionError("nope")
+
+    reactor.call_soon(failing_callback)
+    with caplog.at_level(logging.ERROR, logger="reactor"):
+        reactor.run_once(0)
+    records = [r for r in caplog.records if r.name == "reactor"]
+    assert len(records) == 1
+    assert records[0].levelno == logging.ERROR
+    assert records[0].exc_info is not None
+    assert isinstance(records[0].exc_info[1], ZeroDivisionError)
+    assert "failing_callback" in records[0].getMessage()
+    assert "Traceback" in caplog.text
+    assert "ZeroDivisionError: nope" in caplog.text
+
+
+def test_default_handler_without_exception(reactor: Reactor,
+                                           caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.ERROR, logger="reactor"):
+        reactor.default_exception_handler({"message": "just a note", "extra": 42})
+    assert len(caplog.records) == 1
+    assert caplog.records[0].exc_info is None
+    assert "just a note" in caplog.text and "extra: 42" in caplog.text
+
+
+# -- dispatch with a scripted selector ---------------------------------------------------
+
+
+class ScriptedSelector(selectors.BaseSelector):
+    """Records registrations; ``select()`` returns whatever the test queued."""
+
+    def __init__(self) -> None:
+        self.keys: Dict[int, selectors.SelectorKey] = {}
+        self.script: List[List[Tuple[selectors.SelectorKey, int]]] = []
+        self.timeouts: List[Optional[float]] = []
+        self.closed = False
+
+    @staticmethod
+    def _fd(fileobj: Any) -> int:
+        return fileobj if isinstance(fileobj, int) else fileobj.fileno()
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        fd = self._fd(fileobj)
+        if fd in self.keys:
+            raise KeyError(f"{fd} already registered")
+        key = selectors.SelectorKey(fileobj, fd, events, data)
+        self.keys[fd] = key
+        return key
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self.keys.pop(self._fd(fileobj))
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        fd = self._fd(fileobj)
+        if fd not in self.keys:
+            raise KeyError(fd)
+        self.keys[fd] = key = selectors.SelectorKey(fileobj, fd, events, data)
+        return key
+
+    def select(self, timeout: Optional[float] = None) -> List[Tuple[selectors.SelectorKey, int]]:
+        self.timeouts.append(timeout)
+        return self.script.pop(0) if self.script else []
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return dict(self.keys)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Recorder(Protocol):
+    def __init__(self) -> None:
+        self.data: List[bytes] = []
+        self.lost: List[Optional[BaseException]] = []
+
+    def data_received(self, data: bytes) -> None:
+        self.data.append(data)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.lost.append(exc)
+
+
+def test_dispatch_routes_by_key_data_and_ignores_stale_transport(errors: List[Any]) -> None:
+    selector = ScriptedSelector()
+    r = Reactor(selector=selector)
+    r.set_exception_handler(lambda _r, ctx: errors.append(ctx))
+    a, b = socket.socketpair()
+    try:
+        a.setblocking(False)
+        old_proto = Recorder()
+        old = Transport(r, a, old_proto)
+        old._start()
+        fd = a.fileno()
+        assert selector.keys[fd].data is old
+        assert selector.keys[fd].events == EVENT_READ
+        stale_key = selector.keys[fd]
+
+        old.abort()
+        assert fd not in selector.keys  # unregistered at once
+        r.run_once(0)                   # connection_lost runs, socket closes
+        assert old_proto.lost == [None]
+        assert a.fileno() == -1
+
+        # The descriptor number is reused by a new connection; a stale event
+        # for the old owner arrives in the same step as one for the new.
+        c, d = socket.socketpair()
+        try:
+            c.setblocking(False)
+            b.close()
+            new_proto = Recorder()
+            new = Transport(r, c, new_proto)
+            new._start()
+            new_fd = c.fileno()
+            d.sendall(b"for the new owner")
+            selector.script.append([(stale_key, EVENT_READ | EVENT_WRITE),
+                                    (selector.keys[new_fd], EVENT_READ)])
+            r.run_once(0)
+            assert old_proto.data == []
+            assert new_proto.data == [b"for the new owner"]
+            assert errors == []
+            new.abort()
+            r.run_once(0)
+            assert new_proto.lost == [None]
+        finally:
+            d.close()
+            c.close()
+    finally:
+        a.close()
+        b.close()
+        r.close()
+    assert selector.closed
+
+
+def test_dispatch_calls_handle_io_with_the_mask_and_reports_internal_errors(
+        errors: List[Any]) -> None:
+    selector = ScriptedSelector()
+    r = Reactor(selector=selector)
+    r.set_exception_handler(lambda _r, ctx: errors.append(ctx))
+    seen: List[int] = []
+
+    class Handler:
+        def _handle_io(self, mask: int) -> None:
+            seen.append(mask)
+
+    class Broken:
+        def _handle_io(self, mask: int) -> None:
+            raise AssertionError("library bug")
+
+    broken = Broken()
+    key1 = selectors.SelectorKey(100, 100, EVENT_READ, broken)
+    key2 = selectors.SelectorKey(101, 101, EVENT_WRITE, Handler())
+    try:
+        selector.script.append([(key1, EVENT_READ), (key2, EVENT_WRITE)])
+        r.run_once(0)
+        assert seen == [EVENT_WRITE]
+        assert len(errors) == 1
+        assert errors[0]["handler"] is broken
+        assert isinstance(errors[0]["exception"], AssertionError)
+    finally:
+        r.close()
+
+
+def test_select_timeout_phase(errors: List[Any]) -> None:
+    selector = ScriptedSelector()
+    clock = FakeClock(50.0)
+    r = Reactor(selector=selector, clock=clock)
+    try:
+        r.run_once(None)
+        r.run_once(2.0)
+        r.call_later(5, lambda: None)
+        r.run_once(None)
+        r.run_once(1.0)
+        r.call_soon(lambda: None)
+        r.run_once(None)
+        clock.advance(10)
+        r.run_once(None)  # overdue timer: do not block
+        assert selector.timeouts == [None, 2.0, 5.0, 1.0, 0, 0.0]
+    finally:
+        r.close()
+
+
+# -- lifetime -----------------------------------------------------------------------------
+
+
+def test_close_is_idempotent_and_releases_descriptors() -> None:
+    r = Reactor()
+    r.close()
+    r.close()
+    assert r.is_closed()
+    with pytest.raises(RuntimeError):
+        r.run()
+
+
+def test_close_while_running_raises(reactor: Reactor) -> None:
+    caught: List[BaseException] = []
+
+    def try_close() -> None:
+        try:
+            reactor.close()
+        except RuntimeError as exc:
+            caught.append(exc)
+        reactor.stop()
+
+    reactor.call_soon(try_close)
+    reactor.run()
+    assert len(caught) == 1
+    assert not reactor.is_closed()
+
+
+def test_context_manager_closes() -> None:
+    with Reactor() as r:
+        assert not r.is_closed()
+    assert r.is_closed()
+
+
+def test_many_reactors_coexist() -> None:
+    reactors = [Reactor() for _ in range(20)]
+    try:
+        out: List[int] = []
+        for i, r in enumerate(reactors):
+            r.call_soon(out.append, i)
+        reactors[7].run_once(0)
+        assert out == [7]
+        for r in reactors:
+            r.run_once(0)
+        assert sorted(out) == list(range(20)) and out.count(7) == 1
+    finally:
+        for r in reactors:
+            r.close()
+
+
+def test_registered_count_excludes_the_waker(reactor: Reactor) -> None:
+    assert reactor.registered_count() == 0
+
+
+# -- signals --------------------------------------------------------------------------------
+
+
+@pytest.mark.timeout(10)
+def test_signal_handler_wakes_a_blocked_loop_and_runs_on_the_loop(reactor: Reactor) -> None:
+    ran_on: List[Tuple[int, str]] = []
+    reactor.add_signal_handler(signal.SIGUSR1, lambda tag: ran_on.append(
+        (threading.get_ident(), tag)), "usr1")
+    thread = _later_in_thread(0.05, os.kill, os.getpid(), signal.SIGUSR1)
+    try:
+        for _ in range(3):
+            reactor.run_once(None)  # blocks until the signal arrives
+            if ran_on:
+                break
+    finally:
+        thread.join()
+        reactor.remove_signal_handler(signal.SIGUSR1)
+    assert ran_on == [(threading.get_ident(), "usr1")]
+
+
+def test_remove_signal_handler_restores_previous() -> None:
+    before = signal.getsignal(signal.SIGUSR2)
+    r = Reactor()
+    try:
+        assert r.remove_signal_handler(signal.SIGUSR2) is False
+        r.add_signal_handler(signal.SIGUSR2, lambda: None)
+        r.add_signal_handler(signal.SIGUSR2, lambda: None)  # twice: still restores the first
+        assert signal.getsignal(signal.SIGUSR2) is not before
+        assert r.remove_signal_handler(signal.SIGUSR2) is True
+        assert signal.getsignal(signal.SIGUSR2) == before
+        assert r.remove_signal_handler(signal.SIGUSR2) is False
+    finally:
+        r.close()
+
+
+def test_close_restores_signal_handlers() -> None:
+    before = signal.getsignal(signal.SIGUSR2)
+    r = Reactor()
+    r.add_signal_handler(signal.SIGUSR2, lambda: None)
+    r.close()
+    assert signal.getsignal(signal.SIGUSR2) == before

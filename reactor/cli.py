@@ -21,7 +21,8 @@ import os
 import signal
 import socket
 import sys
-from typing import Callable, List, NoReturn, Optional, Sequence
+import traceback
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence
 
 from .clients import AckClient, Client, EchoClient, SendClient
 from .conversations import DEFAULT_PORTS, PROTOCOLS, Settings, serve
@@ -40,6 +41,17 @@ class UserError(Exception):
 
 def out(line: str) -> None:
     print(line, flush=True)
+
+
+def report_error(reactor: Reactor, context: Dict[str, Any]) -> None:
+    """The CLI's exception handler: one line on stdout with the rest of the
+    log; a traceback on stderr only for errors in code, not from the OS."""
+    exc = context.get("exception")
+    out(f"error: {context.get('message', 'unhandled error')}"
+        + (f": {exc!r}" if exc is not None else ""))
+    if exc is not None and not isinstance(exc, OSError):
+        traceback.print_exception(type(exc), exc, exc.__traceback__, file=sys.stderr)
+        sys.stderr.flush()
 
 
 class _Parser(argparse.ArgumentParser):
@@ -199,6 +211,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                         max_message=args.max_message, record_size=args.record_size,
                         write_timeout=args.write_timeout, verbose=args.verbose)
     with Reactor() as reactor:
+        reactor.set_exception_handler(report_error)
         listener = _listen(reactor, args.kind, args.host, args.port, settings, out)
         # Handlers first: whoever reads the port line may signal at once.
         GracefulStop(reactor, args.grace, out).install()

@@ -92,6 +92,11 @@ class Server:
         exit status."""
         if self.proc.poll() is None:
             self.proc.send_signal(sig)
+        return self.wait(timeout)
+
+    def wait(self, timeout: float = 10.0) -> int:
+        """Wait for an exit already under way (no signal sent), collect the
+        rest of the output, return the exit status."""
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -171,6 +171,8 @@ class Listener:
         self.accept_errors = 0
         self._starved = False  # out of descriptors/memory and already said so
         self._bind_all(self._resolve(host, port), port)
+        # Kept after close(), so a closed listener still says where it was.
+        self._addresses = [handle.sock.getsockname() for handle in self._handles]
         for handle in self._handles:
             reactor._register(handle.sock, EVENT_READ, handle)
         reactor._listeners.add(self)
@@ -244,13 +246,14 @@ class Listener:
 
     @property
     def addresses(self) -> List[Tuple[Any, ...]]:
-        """The bound ``sockname`` of each listening socket."""
-        return [handle.sock.getsockname() for handle in self._handles]
+        """The bound ``sockname`` of each listening socket (still known
+        after ``close()``)."""
+        return list(self._addresses)
 
     @property
     def port(self) -> int:
-        """The port every socket of this listener is bound to."""
-        return int(self._handles[0].sock.getsockname()[1])
+        """The port every socket of this listener is (or was) bound to."""
+        return int(self._addresses[0][1])
 
     @property
     def connections(self) -> Set[Transport]:
@@ -322,9 +325,8 @@ class Listener:
         self._handles = []
 
     def __repr__(self) -> str:
-        where = ", ".join(_format_hostport(str(a[0]), a[1]) for a in self.addresses) \
-            if not self._closed else "closed"
-        return f"<Listener {where}>"
+        where = ", ".join(_format_hostport(str(a[0]), a[1]) for a in self._addresses)
+        return f"<Listener {where}{' closed' if self._closed else ''}>"
 
     # -- accepting ----------------------------------------------------------------
 

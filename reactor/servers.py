@@ -411,12 +411,16 @@ class Connector:
     ``connection_made`` runs before the done callbacks.
 
     ``timeout`` (seconds, ``None`` for none) covers resolving and connecting.
+    ``local_addr`` (``(host, port)``) binds the socket before connecting, e.g.
+    to pick the source address; addresses of the other family are skipped.
     """
 
     def __init__(self, reactor: "Reactor", protocol_factory: ProtocolFactory,
                  host: str, port: int, *, timeout: Optional[float] = 30.0,
-                 write_timeout: Optional[float] = None) -> None:
+                 write_timeout: Optional[float] = None,
+                 local_addr: Optional[Tuple[str, int]] = None) -> None:
         self._reactor = reactor
+        self._local_addr = local_addr
         self._write_timeout = write_timeout
         self._protocol_factory = protocol_factory
         self.host = host
@@ -496,6 +500,13 @@ class Connector:
                 self._last_error = exc
                 continue
             sock.setblocking(False)
+            if self._local_addr is not None:
+                try:
+                    sock.bind(self._local_addr)
+                except OSError as exc:  # e.g. an IPv4 source for an IPv6 address
+                    sock.close()
+                    self._last_error = exc
+                    continue
             code = sock.connect_ex(addr)
             if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EINTR):
                 self._sock = sock

@@ -54,3 +54,20 @@ def test_readme_protocol_example_runs() -> None:
 
     exec(compile(source, "README.rst", "exec"), {"exchange": exchange})
     assert reply == [b"QUIET PLEASE", b""]
+
+
+def test_every_guarantee_names_tests_that_exist() -> None:
+    section = README.split("Guarantees\n----------")[1].split("\nLayout\n")[0]
+    names = re.findall(r"``(?:(test_\w+\.py))?::(test_[\w*]+)``", section)
+    files = re.findall(r"``(test_\w+\.py)::", section)
+    assert len(files) >= 15
+    current = None
+    sources = {}
+    for path in (ROOT / "tests" / "reliability").glob("test_*.py"):
+        sources[path.name] = path.read_text()
+    for match in re.finditer(r"``(test_\w+\.py)?::(test_[\w*]+)``", section):
+        current = match.group(1) or current
+        pattern = "def " + re.escape(match.group(2)).replace(r"\*", r"\w*") + r"\("
+        assert current in sources, current
+        assert re.search(pattern, sources[current]), f"{current}::{match.group(2)}"
+    assert names

@@ -20,7 +20,10 @@ def main():
 
     def ask(answer):
         print("What message for the server? : ", end="", flush=True)
-        reactor._run_in_thread(sys.stdin.readline, (), lambda line, exc: answer(line or None))
+        # Reading stdin blocks, so it runs in a worker thread; the answer
+        # comes back on the reactor thread.
+        reactor.run_in_thread(sys.stdin.readline).add_done_callback(
+            lambda call: answer(None if call.exception() else call.result() or None))
 
     client = AckClient(ask, log=lambda line: print(line, flush=True),
                        on_done=lambda _: reactor.stop())

@@ -28,6 +28,7 @@ from .clients import AckClient, Client, EchoClient, SendClient
 from .conversations import DEFAULT_PORTS, PROTOCOLS, Settings, serve
 from .loop import Reactor
 from .servers import Connector, Listener, format_address
+from .trace import Tracer
 
 __all__ = ["main"]
 
@@ -39,8 +40,20 @@ class UserError(Exception):
     """Something the user can fix; printed as one line, no traceback."""
 
 
+class StdoutClosed(SystemExit):
+    """Whoever read our output went away (``reactor serve | head``)."""
+
+
 def out(line: str) -> None:
-    print(line, flush=True)
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        # Exit quietly, as a program killed by SIGPIPE would; point stdout at
+        # /dev/null so the interpreter's final flush does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        raise StdoutClosed(141) from None
 
 
 def report_error(reactor: Reactor, context: Dict[str, Any]) -> None:
@@ -116,6 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="on SIGINT/SIGTERM, seconds to let connections finish "
                         f"before aborting them (default {SHUTDOWN_GRACE:g})")
     p.add_argument("--verbose", action="store_true", help="echo: log every echoed chunk")
+    p.add_argument("--trace", action="store_true",
+                   help="print the loop's timeline: select() calls, accepts, reads, writes, "
+                        "state changes")
+    p.add_argument("--stats", type=_seconds, default=0, metavar="N",
+                   help="print the loop's statistics every N seconds")
     p.set_defaults(func=cmd_serve)
 
     p = commands.add_parser("send", help="connect, write each MESSAGE, close")
@@ -147,6 +165,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="clients per conversation (default 3)")
     p.add_argument("--timeout", type=_seconds, default=20.0)
     p.set_defaults(func=cmd_demo)
+
+    p = commands.add_parser("trace-demo",
+                            help="one ack, one read and one echo conversation, with the "
+                                 "loop's timeline")
+    p.add_argument("--timeout", type=_seconds, default=20.0)
+    p.set_defaults(func=cmd_trace_demo)
     return parser
 
 
@@ -210,8 +234,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings(idle_timeout=args.timeout, message_timeout=args.message_timeout,
                         max_message=args.max_message, record_size=args.record_size,
                         write_timeout=args.write_timeout, verbose=args.verbose)
-    with Reactor() as reactor:
+    with Reactor(trace=Tracer(echo=out) if args.trace else None) as reactor:
         reactor.set_exception_handler(report_error)
+        if args.stats:
+            _print_stats_every(reactor, args.stats)
         listener = _listen(reactor, args.kind, args.host, args.port, settings, out)
         # Handlers first: whoever reads the port line may signal at once.
         GracefulStop(reactor, args.grace, out).install()
@@ -268,8 +294,8 @@ def cmd_ack_client(args: argparse.Namespace) -> int:
 
     def ask(answer: Callable[[Optional[str]], None]) -> None:
         print("What message for the server? : ", end="", flush=True)
-        holder[0]._run_in_thread(sys.stdin.readline, (),
-                                 lambda line, exc: answer(line if line else None))
+        holder[0].run_in_thread(sys.stdin.readline).add_done_callback(
+            lambda call: answer(None if call.exception() else call.result() or None))
 
     client = _run_client(args.host, args.port, AckClient(ask, log=out), args.timeout,
                          setup=holder.append)
@@ -293,3 +319,24 @@ def cmd_echo_client(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
     return run_demo(args.clients, args.timeout, out)
+
+
+def cmd_trace_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    return run_demo(1, args.timeout, out, trace=True)
+
+
+def format_stats(stats: Dict[str, Any]) -> str:
+    return ("stats: {iterations} steps, {select_time:.3f}s in select, {callback_time:.3f}s "
+            "in callbacks, slowest callback {slowest_callback:.4f}s ({slowest_callback_name}), "
+            "{slow_callbacks} slow; {registered} fds, {open_connections} connections, "
+            "{pending_timers} timers; {bytes_in} bytes in, {bytes_out} out; "
+            "{accept_errors} accept errors").format(**stats)
+
+
+def _print_stats_every(reactor: Reactor, seconds: float) -> None:
+    def tick() -> None:
+        out(format_stats(reactor.stats()))
+        reactor.call_later(seconds, tick)
+
+    reactor.call_later(seconds, tick)

@@ -98,6 +98,7 @@ class ConversationProtocol(Protocol):
         self._idle = idle
         self._own_idle = False
         self._message_timer: Optional[TimerHandle] = None
+        self._traced_state: Any = None
 
     def make_machine(self) -> Machine:  # pragma: no cover  (always overridden)
         raise NotImplementedError
@@ -150,6 +151,8 @@ class ConversationProtocol(Protocol):
         out = self.machine.data_to_send()
         if out:
             transport.write(out)
+        if self.reactor.tracer is not None:
+            self._trace(events)
         for event in events:
             self.event_received(event)
         if self.machine.finished:
@@ -162,6 +165,21 @@ class ConversationProtocol(Protocol):
         if deadlines.message_deadline is not None and self._message_timer is None:
             self._message_timer = self.reactor.call_at(deadlines.message_deadline,
                                                        self._check_deadlines)
+
+    def _trace(self, events: List[Event]) -> None:
+        tracer = self.reactor.tracer
+        assert tracer is not None
+        conn = getattr(self.transport, "_id", None)
+        state = self.machine.state
+        if state is not self._traced_state:
+            old = "-" if self._traced_state is None else self._traced_state.name
+            tracer.record("machine", conn, f"{self.name}: {old} -> {state.name}")
+            self._traced_state = state
+        for event in events:
+            if isinstance(event, TimedOut):
+                tracer.record("timeout", conn, event.reason)
+            elif not isinstance(event, Echoed):
+                tracer.record("event", conn, repr(event))
 
     def _check_deadlines(self) -> None:
         self._message_timer = None

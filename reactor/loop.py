@@ -14,7 +14,12 @@ Theory of operation
 
 Phases 3 and 5 are the only places user code runs, and both go through
 ``_report`` when it raises: the exception reaches the exception handler with
-a context dict and the loop carries on.  ``KeyboardInterrupt`` and
+a context dict and the loop carries on.
+
+Statistics are always on and cost a few clock reads per step: the time spent
+in ``select()`` and in callbacks, and the slowest single callback (with a
+warning when one blocks the loop longer than ``slow_callback_duration``).
+Tracing (``trace=``) is off by default; see ``reactor.trace``.  ``KeyboardInterrupt`` and
 ``SystemExit`` are not caught; they end ``run()`` as they would any program.
 
 Waiting is separate from deciding: ``_dispatch`` takes the list that
@@ -35,12 +40,14 @@ import selectors
 import signal
 import socket
 import threading
-from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple
+from time import perf_counter
+from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple, Union
 
 from .servers import DEFAULT_BACKLOG, Connector, Hosts, Listener
 from .timers import Clock, MonotonicClock, TimerHandle, TimerQueue
+from .trace import Tracer
 
-__all__ = ["Reactor", "Handle"]
+__all__ = ["Reactor", "Handle", "ThreadCall", "LoopStats"]
 
 logger = logging.getLogger("reactor")
 
@@ -48,6 +55,97 @@ EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 
 ExceptionHandler = Callable[["Reactor", Dict[str, Any]], None]
+
+
+def _name(obj: Any) -> str:
+    """A short readable name for a callback or handler, for logs and traces."""
+    target = getattr(obj, "__self__", None)
+    name = getattr(obj, "__qualname__", None) or type(obj).__name__
+    if target is not None and not isinstance(target, type):
+        return f"{type(target).__name__}.{getattr(obj, '__name__', name)}"
+    return name
+
+
+class LoopStats:
+    """Counters the loop keeps as it runs; ``Reactor.stats()`` reports them."""
+
+    __slots__ = ("iterations", "select_time", "callback_time", "slowest_callback",
+                 "slowest_callback_name", "slow_callbacks", "bytes_in", "bytes_out",
+                 "accept_errors", "connections_opened", "connections_closed")
+
+    def __init__(self) -> None:
+        self.iterations = 0
+        self.select_time = 0.0
+        self.callback_time = 0.0
+        self.slowest_callback = 0.0
+        self.slowest_callback_name = ""
+        self.slow_callbacks = 0
+        self.bytes_in = 0
+        self.bytes_out = 0
+        self.accept_errors = 0
+        self.connections_opened = 0
+        self.connections_closed = 0
+
+
+class ThreadCall:
+    """The result of ``Reactor.run_in_thread``: done callbacks run on the
+    reactor thread, each as its own callback (so one that raises is reported
+    and does not stop the others)."""
+
+    __slots__ = ("_reactor", "_done", "_result", "_exception", "_callbacks", "_cancelled")
+
+    def __init__(self, reactor: "Reactor") -> None:
+        self._reactor = reactor
+        self._done = False
+        self._cancelled = False
+        self._result: Any = None
+        self._exception: Optional[BaseException] = None
+        self._callbacks: List[Callable[["ThreadCall"], None]] = []
+
+    def done(self) -> bool:
+        return self._done
+
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def result(self) -> Any:
+        """The function's return value; raises its exception instead if it
+        raised, ``RuntimeError`` if not finished."""
+        if not self._done:
+            raise RuntimeError("the call has not finished")
+        if self._exception is not None:
+            raise self._exception
+        return self._result
+
+    def exception(self) -> Optional[BaseException]:
+        if not self._done:
+            raise RuntimeError("the call has not finished")
+        return self._exception
+
+    def add_done_callback(self, fn: Callable[["ThreadCall"], None]) -> None:
+        """Call ``fn(call)`` on the reactor thread once finished."""
+        if self._done:
+            self._reactor.call_soon(fn, self)
+        else:
+            self._callbacks.append(fn)
+
+    def cancel(self) -> bool:
+        """Forget the call: its callbacks will not run (the thread cannot be
+        interrupted, its result is dropped).  False if already finished."""
+        if self._done:
+            return False
+        self._done = self._cancelled = True
+        self._callbacks = []
+        return True
+
+    def _finish(self, result: Any, exception: Optional[BaseException]) -> None:
+        if self._done:
+            return
+        self._done = True
+        self._result, self._exception = result, exception
+        callbacks, self._callbacks = self._callbacks, []
+        for fn in callbacks:
+            self._reactor.call_soon(fn, self)
 
 
 class Handle:
@@ -106,8 +204,13 @@ class Reactor:
     monotonic clock (pass ``reactor.testing.FakeClock()`` in tests).
     """
 
+    #: A callback running longer than this many seconds is logged as
+    #: blocking the loop (and counted in ``stats()["slow_callbacks"]``).
+    slow_callback_duration = 0.1
+
     def __init__(self, selector: Optional[selectors.BaseSelector] = None,
-                 clock: Optional[Clock] = None) -> None:
+                 clock: Optional[Clock] = None,
+                 trace: Union[None, bool, Tracer] = None) -> None:
         self._selector = selector if selector is not None else selectors.DefaultSelector()
         self._clock = clock if clock is not None else MonotonicClock()
         self._timers = TimerQueue()
@@ -119,6 +222,10 @@ class Reactor:
         self._exception_handler: Optional[ExceptionHandler] = None
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._signals: Dict[int, Any] = {}
+        self._stats = LoopStats()
+        self._next_id = 0
+        #: The ``Tracer`` recording events, or ``None`` (the default).
+        self.tracer: Optional[Tracer] = Tracer() if trace is True else (trace or None)
         self._old_wakeup_fd = -1
         self._listeners: Set[Listener] = set()  # open ones, for shutdown()
         self._waker = _Waker()
@@ -161,6 +268,26 @@ class Reactor:
         """The deadline of the nearest pending timer, or ``None``."""
         return self._timers.next_deadline()
 
+    def next_timeout(self) -> Optional[float]:
+        """How long a host program may wait before the next ``run_once``:
+        0 when callbacks are ready, the time to the nearest timer, or
+        ``None`` when only I/O can wake the reactor."""
+        if self._ready:
+            return 0.0
+        deadline = self._timers.next_deadline()
+        return None if deadline is None else max(0.0, deadline - self._clock.now())
+
+    def fileno(self) -> Optional[int]:
+        """The selector's own descriptor (epoll, kqueue, /dev/poll): readable
+        whenever a socket the reactor watches is ready, so a host loop can
+        watch it and call ``run_once(0)``.  ``None`` for ``select`` and
+        ``poll``, which have no descriptor: then call ``run_once(0)`` at
+        least every ``next_timeout()`` seconds (e.g. once a frame).  Either
+        way also honour ``next_timeout()``: timers and ``call_soon``
+        callbacks do not make the descriptor readable."""
+        fileno = getattr(self._selector, "fileno", None)
+        return None if fileno is None else int(fileno())
+
     # -- running ------------------------------------------------------------
 
     def run(self) -> None:
@@ -195,34 +322,58 @@ class Reactor:
         until something happens).  This is the only place user code is
         called from."""
         timeout = self._select_timeout(timeout)
+        started = perf_counter()
         events = self._selector.select(timeout)
-        self._dispatch(events)
+        selected = perf_counter()
+        if self.tracer is not None:
+            self._trace_select(timeout, events)
+        self._dispatch(events, selected)
         self._enqueue_due_timers(self._clock.now())
         self._run_ready()
+        stats = self._stats
+        stats.iterations += 1
+        stats.select_time += selected - started
+        stats.callback_time += perf_counter() - selected
 
     def _select_timeout(self, limit: Optional[float]) -> Optional[float]:
-        if self._ready or self._stopping:
+        if self._stopping:
             return 0
-        deadline = self._timers.next_deadline()
-        if deadline is None:
+        delay = self.next_timeout()
+        if delay is None:
             return limit
-        delay = max(0.0, deadline - self._clock.now())
         return delay if limit is None else min(delay, limit)
 
-    def _dispatch(self, events: List[Tuple[selectors.SelectorKey, int]]) -> None:
+    def _dispatch(self, events: List[Tuple[selectors.SelectorKey, int]],
+                  last: Optional[float] = None) -> None:
+        """Hand each ready key to its handler.  Takes the event list, not the
+        selector, so tests can script it."""
+        # One clock read per event times each handler: the gap since the last.
+        if last is None:
+            last = perf_counter()
+        bar = min(self._stats.slowest_callback, self.slow_callback_duration)
         for key, mask in events:
             try:
                 key.data._handle_io(mask)
             except Exception as exc:  # a bug in the library, not user code
                 self._report(exc, "internal error while handling I/O",
                              handler=key.data)
+            now = perf_counter()
+            if now - last > bar:
+                self._note_slow(now - last, key.data)
+                bar = min(self._stats.slowest_callback, self.slow_callback_duration)
+            last = now
 
     def _enqueue_due_timers(self, now: float) -> None:
+        tracer = self.tracer
         for timer in self._timers.pop_due(now):
+            if tracer is not None:
+                tracer.record("timer", None, f"fired {_name(timer.fn)}")
             self._ready.append(timer)  # type: ignore[arg-type]  # same shape
 
     def _run_ready(self) -> None:
         ready = self._ready
+        bar = min(self._stats.slowest_callback, self.slow_callback_duration)
+        last = perf_counter()
         for _ in range(len(ready)):
             handle = ready.popleft()
             if handle.cancelled:
@@ -232,6 +383,59 @@ class Reactor:
             except Exception as exc:
                 self._report(exc, f"exception in callback {handle.fn!r}",
                              callback=handle.fn)
+            now = perf_counter()
+            if now - last > bar:
+                self._note_slow(now - last, handle.fn)
+                bar = min(self._stats.slowest_callback, self.slow_callback_duration)
+            last = now
+
+    def _note_slow(self, duration: float, what: Any) -> None:
+        stats = self._stats
+        if duration > stats.slowest_callback:
+            stats.slowest_callback = duration
+            stats.slowest_callback_name = _name(what)
+        if duration > self.slow_callback_duration:
+            stats.slow_callbacks += 1
+            logger.warning("%s blocked the loop for %.3fs (slow_callback_duration is %gs)",
+                           _name(what), duration, self.slow_callback_duration)
+
+    def _trace_select(self, timeout: Optional[float],
+                      events: List[Tuple[selectors.SelectorKey, int]]) -> None:
+        assert self.tracer is not None
+        ready = ", ".join(f"fd {key.fd}{'r' if mask & EVENT_READ else ''}"
+                          f"{'w' if mask & EVENT_WRITE else ''}" for key, mask in events)
+        wait = "forever" if timeout is None else f"{timeout:.3f}s"
+        self.tracer.record("select", None, f"wait {wait} -> {ready or 'nothing ready'}")
+
+    def _new_connection_id(self) -> int:
+        self._next_id += 1
+        self._stats.connections_opened += 1
+        return self._next_id
+
+    # -- statistics ---------------------------------------------------------
+
+    def stats(self) -> Dict[str, Any]:
+        """A snapshot of the loop's counters: ``iterations``, seconds spent in
+        ``select_time`` and ``callback_time``, ``slowest_callback`` (seconds)
+        and its name, ``slow_callbacks`` (over ``slow_callback_duration``),
+        ``registered`` descriptors, ``open_connections``, ``pending_timers``,
+        ``bytes_in``/``bytes_out`` and ``accept_errors``."""
+        s = self._stats
+        return {
+            "iterations": s.iterations,
+            "select_time": s.select_time,
+            "callback_time": s.callback_time,
+            "slowest_callback": s.slowest_callback,
+            "slowest_callback_name": s.slowest_callback_name,
+            "slow_callbacks": s.slow_callbacks,
+            "registered": self.registered_count() if not self._closed else 0,
+            "open_connections": s.connections_opened - s.connections_closed,
+            "pending_timers": len(self._timers),
+            "ready_callbacks": len(self._ready),
+            "bytes_in": s.bytes_in,
+            "bytes_out": s.bytes_out,
+            "accept_errors": s.accept_errors,
+        }
 
     # -- errors -------------------------------------------------------------
 
@@ -259,6 +463,10 @@ class Reactor:
         """Pass ``context`` to the exception handler.  If the handler itself
         raises, both errors are logged by the default handler; nothing
         propagates into the loop."""
+        if self.tracer is not None:
+            transport = context.get("transport")
+            self.tracer.record("error", getattr(transport, "_id", None),
+                               f"{context.get('message')}: {context.get('exception')!r}")
         handler = self._exception_handler
         if handler is None:
             self.default_exception_handler(context)
@@ -300,21 +508,27 @@ class Reactor:
 
     # -- threads and signals ------------------------------------------------
 
-    def _run_in_thread(self, fn: Callable[..., Any], args: Tuple[Any, ...],
-                       done: Callable[[Any, Optional[BaseException]], None]) -> None:
-        """Run blocking ``fn(*args)`` in a small worker pool; call
-        ``done(result, exc)`` back on the reactor thread."""
+    #: Worker threads for ``run_in_thread`` (and host-name lookups).
+    worker_threads = 4
+
+    def run_in_thread(self, fn: Callable[..., Any], *args: Any) -> ThreadCall:
+        """Run blocking ``fn(*args)`` in a small pool of worker threads and
+        return a ``ThreadCall``; its done callbacks run on the reactor
+        thread with the result or exception.  Used for host-name lookups."""
+        self._check_open()
         if self._executor is None:
             self._executor = concurrent.futures.ThreadPoolExecutor(
-                max_workers=4, thread_name_prefix="reactor-worker")
+                max_workers=self.worker_threads, thread_name_prefix="reactor-worker")
+        call = ThreadCall(self)
 
-        def finished(future: "concurrent.futures.Future[Any]") -> None:
+        def finished(future: "concurrent.futures.Future[Any]") -> None:  # worker thread
             exc = future.exception()
             result = None if exc is not None else future.result()
             if not self._closed:
-                self.call_soon_threadsafe(done, result, exc)
+                self.call_soon_threadsafe(call._finish, result, exc)
 
         self._executor.submit(fn, *args).add_done_callback(finished)
+        return call
 
     def add_signal_handler(self, sig: int, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` on the reactor thread when signal ``sig``

@@ -352,6 +352,7 @@ class Listener:
         # retrying at once would spin: pause, retry later, and say so once
         # per run of failures rather than once per retry.
         self.accept_errors += 1
+        self._reactor._stats.accept_errors += 1
         if not self._starved:
             self._starved = True
             kind = "out of resources" if exc.errno in _RESOURCE_ERRNOS else "unexpected error"
@@ -388,7 +389,10 @@ class Listener:
         if self._write_timeout:
             transport.set_write_timeout(self._write_timeout)
         self._connections.add(transport)
-        transport._start()
+        if self._reactor.tracer is not None:
+            self._reactor.tracer.record("accept", transport._id, "from " + format_address(
+                transport.get_extra_info("peername")))
+        transport._start("accepted")
 
     def _connection_gone(self, transport: Transport) -> None:
         self._connections.discard(transport)
@@ -444,7 +448,9 @@ class Connector:
             except OSError as exc:
                 reactor.call_soon(self._resolved, None, exc)
         else:
-            reactor._run_in_thread(self._lookup, (), self._resolved)
+            reactor.run_in_thread(self._lookup).add_done_callback(
+                lambda call: self._resolved(None if call.exception() else call.result(),
+                                            call.exception()))
 
     def _lookup(self) -> Any:
         return resolve(self._reactor, self.host, self.port)

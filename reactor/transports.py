@@ -69,7 +69,7 @@ class Transport:
                  "_closing", "_lost", "_eof_requested", "_eof_received",
                  "_reading_paused", "_writing_paused", "_high", "_low",
                  "_extra", "_owner", "_write_timeout", "_stall_timer", "_last_progress",
-                 "__weakref__")
+                 "_id", "__weakref__")
 
     def __init__(self, reactor: "Reactor", sock: socket.socket,
                  protocol: "Protocol", owner: Any = None) -> None:
@@ -88,12 +88,14 @@ class Transport:
         self._low = self.default_high_water // 4
         self._extra: Optional[Dict[str, Any]] = None
         self._owner = owner          # a Listener, told when we are gone
+        self._id = reactor._new_connection_id()  # for traces and logs
         self._write_timeout: Optional[float] = None
         self._stall_timer: Optional[TimerHandle] = None
         self._last_progress = 0.0    # when send() last took bytes, while buffering
 
-    def _start(self) -> None:
+    def _start(self, cause: str = "connected") -> None:
         """Begin reading and tell the protocol.  Called by the creator."""
+        self._trace_state("new", "open", cause)
         self._update_interest()
         try:
             self._protocol.connection_made(self)  # type: ignore[union-attr]
@@ -142,6 +144,10 @@ class Transport:
             self._fatal(exc)
             return
         if data:
+            reactor = self._reactor
+            reactor._stats.bytes_in += len(data)
+            if reactor.tracer is not None:
+                reactor.tracer.record("read", self._id, f"{len(data)} bytes")
             try:
                 self._protocol.data_received(data)  # type: ignore[union-attr]
             except Exception as exc:
@@ -150,6 +156,7 @@ class Transport:
             self._read_eof()
 
     def _read_eof(self) -> None:
+        self._trace_state("open", "half-closed", "peer sent EOF")
         self._eof_received = True
         self._update_interest()
         try:
@@ -170,6 +177,7 @@ class Transport:
             self._fatal(exc)
             return
         del buffer[:sent]
+        self._note_sent(sent)
         if sent and self._write_timeout is not None:
             self._last_progress = self._reactor.time()
         if buffer:
@@ -208,6 +216,7 @@ class Transport:
             except OSError as exc:
                 self._fatal(exc)
                 return
+            self._note_sent(sent)
             if sent == len(data):
                 return
             self._buffer += memoryview(data)[sent:]
@@ -241,6 +250,7 @@ class Transport:
         ``connection_lost(None)`` follows.  Idempotent."""
         if self._closing:
             return
+        self._trace_state("open", "closing", "close() called; flushing first")
         self._closing = True
         self._update_interest()
         if not self._buffer:
@@ -334,7 +344,7 @@ class Transport:
             fd = self._sock.fileno()
         except OSError:  # pragma: no cover
             fd = -1
-        return f"<Transport fd={fd} {state} buffered={len(self._buffer)}>"
+        return f"<Transport #{self._id} fd={fd} {state} buffered={len(self._buffer)}>"
 
     # -- internals --------------------------------------------------------------
 
@@ -359,7 +369,19 @@ class Transport:
         else:
             self._stall_timer = self._reactor.call_at(deadline, self._check_stall)
 
+    def _note_sent(self, sent: int) -> None:
+        reactor = self._reactor
+        reactor._stats.bytes_out += sent
+        if reactor.tracer is not None and sent:
+            reactor.tracer.record("write", self._id, f"{sent} bytes")
+
+    def _trace_state(self, old: str, new: str, cause: str) -> None:
+        tracer = self._reactor.tracer
+        if tracer is not None:
+            tracer.record("state", self._id, f"{old} -> {new}: {cause}")
+
     def _shutdown_write(self) -> None:
+        self._trace_state("open", "write-shut", "write_eof(): FIN sent")
         try:
             self._sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
@@ -402,6 +424,7 @@ class Transport:
     def _force_close(self, exc: Optional[BaseException]) -> None:
         if self._lost:
             return
+        self._trace_state("open", "closing", f"aborted ({exc!r})" if exc else "abort() called")
         self._closing = True
         self._buffer.clear()
         self._schedule_lost(exc)
@@ -431,6 +454,8 @@ class Transport:
             })
         finally:
             self._sock.close()
+            self._reactor._stats.connections_closed += 1
+            self._trace_state("closing", "closed", "connection_lost called")
             owner, self._owner = self._owner, None
             if owner is not None:
                 owner._connection_gone(self)

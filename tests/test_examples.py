@@ -119,3 +119,34 @@ def test_chat_server_relays_between_clients() -> None:
             fa.close()
             fb.close()
         assert server.stop(signal.SIGINT) == 0
+
+
+def test_embed_asyncio_runs_both_loops_on_one_thread() -> None:
+    result = run(example("embed_asyncio.py", "--messages", "4"))
+    assert result.returncode == 0, result.stderr
+    got = [l for l in result.stdout.splitlines() if l.startswith("asyncio client got back:")]
+    assert got == [f"asyncio client got back: message {i}" for i in range(4)]
+    assert "reactor: accepted connection from 127.0.0.1:" in result.stdout
+    assert result.stdout.rstrip().endswith("done: both loops ran on one thread")
+
+
+def test_embed_game_loop_serves_between_frames() -> None:
+    with Server(example("embed_game_loop.py", "--frames", "400", "--fps", "200")) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            lines = s.makefile("rb")
+            frames = [int(lines.readline().split()[1]) for _ in range(3)]
+            lines.close()
+        assert frames == sorted(frames) and len(set(frames)) == 3
+        assert all(f % 20 == 0 for f in frames)  # ten times a second of game time
+        assert server.wait(timeout=20) == 0
+        assert server.lines[-1] == "stopped after 400 frames"
+
+
+def test_embed_tkinter_serves_from_tk_event_loop() -> None:
+    pytest.importorskip("tkinter", reason="this Python was built without Tk")
+    with Server(example("embed_tkinter.py", "--seconds", "3")) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            s.sendall(b"ping")
+            assert s.recv(4) == b"ping"  # echoed by the reactor, driven by Tk
+            server.wait_for(r"^clients: 1  bytes in: 4  out: 4$")
+        assert server.wait(timeout=20) == 0

@@ -124,7 +124,7 @@ def test_chat_server_relays_between_clients() -> None:
 def test_embed_asyncio_runs_both_loops_on_one_thread() -> None:
     result = run(example("embed_asyncio.py", "--messages", "4"))
     assert result.returncode == 0, result.stderr
-    got = [l for l in result.stdout.splitlines() if l.startswith("asyncio client got back:")]
+    got = [ln for ln in result.stdout.splitlines() if ln.startswith("asyncio client got back:")]
     assert got == [f"asyncio client got back: message {i}" for i in range(4)]
     assert "reactor: accepted connection from 127.0.0.1:" in result.stdout
     assert result.stdout.rstrip().endswith("done: both loops ran on one thread")

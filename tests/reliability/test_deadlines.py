@@ -12,7 +12,7 @@ import pytest
 from reactor import Reactor
 from reactor.conversations import ReadProtocol, Settings, serve
 from reactor.servers import ConnectError
-from reactor.testing import FakeClock, MemoryTransport, advance
+from reactor.testing import FakeClock, MemoryTransport
 
 pytestmark = pytest.mark.timeout(90)
 
@@ -70,7 +70,7 @@ def test_per_request_cost_does_not_grow_with_idle_connections(reactor: Reactor, 
     reactor.call_at, reactor.call_later = counting_at, counting_later  # type: ignore
     try:
         without = requests(300)
-        for batch in range(20):  # in batches the accept loop can keep up with
+        for _batch in range(20):  # in batches the accept loop can keep up with
             for _ in range(100):
                 s = socket.socket()
                 s.setblocking(False)
@@ -130,7 +130,7 @@ def test_peer_that_never_reads_is_bounded_then_closed(reactor: Reactor, run) -> 
         chunk = b"h" * 65536
         largest = 0
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any("TimeoutError" in l for l in lines):
+        while time.monotonic() < deadline and not any("TimeoutError" in ln for ln in lines):
             try:
                 sent += hog.send(chunk)
             except (BlockingIOError, ConnectionError):
@@ -149,7 +149,7 @@ def test_peer_that_never_reads_is_bounded_then_closed(reactor: Reactor, run) -> 
                 except BlockingIOError:
                     pass
             assert got == b"ping"
-        assert any("failed: TimeoutError('peer stopped reading" in l for l in lines), lines
+        assert any("failed: TimeoutError('peer stopped reading" in ln for ln in lines), lines
         assert sent > 1 << 20  # it really did push hard
         # Bounded: the high-water mark plus at most one read's worth.
         assert largest <= 64 * 1024 + 65536
@@ -173,7 +173,7 @@ def test_over_long_line_closes_without_buffering_past_the_limit(reactor: Reactor
         run(reactor, lambda: protocols and protocols[0].transport is not None)
         s.send(b"fine\n")
         pending = b"A" * (1600 * 1024)  # 1.6 MB with no newline
-        while pending and not any("longer than" in l for l in lines):
+        while pending and not any("longer than" in ln for ln in lines):
             try:
                 pending = pending[s.send(pending[:65536]):]
             except BlockingIOError:
@@ -181,7 +181,7 @@ def test_over_long_line_closes_without_buffering_past_the_limit(reactor: Reactor
             except ConnectionError:
                 break  # the server may reset us once it has closed
             reactor.run_once(0.01)
-        run(reactor, lambda: any("message longer than 1000 bytes" in l for l in lines))
+        run(reactor, lambda: any("message longer than 1000 bytes" in ln for ln in lines))
         assert "Got the message:fine" in lines
         assert len(protocols[0].machine._buffer) == 0
     run(reactor, lambda: not listener.connections)
@@ -198,7 +198,7 @@ def test_slowloris_cut_off_by_message_deadline(reactor: Reactor, run) -> None:
     slow = socket.create_connection(("127.0.0.1", listener.port))
     try:
         started = time.monotonic()
-        while not any("timed out" in l for l in lines):
+        while not any("timed out" in ln for ln in lines):
             assert time.monotonic() - started < 5
             try:
                 slow.send(b"z")
@@ -212,9 +212,9 @@ def test_slowloris_cut_off_by_message_deadline(reactor: Reactor, run) -> None:
             run(reactor, lambda: "-->normal" in lines)
             lines.remove("-->normal")
         assert time.monotonic() - started >= 1.0
-        assert [l for l in lines if "timed out" in l] == [
-            l for l in lines if l.endswith("timed out: message not complete within 1s")]
-        assert len([l for l in lines if "timed out" in l]) == 1
+        assert [ln for ln in lines if "timed out" in ln] == [
+            ln for ln in lines if ln.endswith("timed out: message not complete within 1s")]
+        assert len([ln for ln in lines if "timed out" in ln]) == 1
     finally:
         slow.close()
     run(reactor, lambda: not listener.connections)

@@ -69,7 +69,7 @@ def test_out_of_descriptors_does_not_spin_and_recovers() -> None:
             cpu_used = cpu_seconds(server.proc.pid) - cpu_before
             assert cpu_used < 0.5, f"server used {cpu_used:.2f}s of CPU while starved"
             assert sum("accept() failed" in line for line in server.lines) == 1
-            accepted = len([l for l in server.lines if l.startswith("accepted connection")])
+            accepted = len([ln for ln in server.lines if ln.startswith("accepted connection")])
             assert 0 < accepted < 60
             # Free descriptors: the clients that were accepted go away...
             for sock in clients[:accepted]:

@@ -192,8 +192,8 @@ def test_framing_on_real_sockets_one_byte_coalesced_and_split(reactor: Reactor, 
                 s.sendall(piece)
                 if len(pieces) > 1:
                     reactor.run_once(0)  # let the server see each piece apart
-        run(reactor, lambda: "Ending connection" in lines)
-        assert [l for l in lines if l.startswith("-->") or l == "Ending connection"] == \
+        run(reactor, lambda lines=lines: "Ending connection" in lines)
+        assert [ln for ln in lines if ln.startswith("-->") or ln == "Ending connection"] == \
             expected, name
-        run(reactor, lambda: not listener.connections)
+        run(reactor, lambda listener=listener: not listener.connections)
         listener.close()

@@ -19,18 +19,34 @@ Drive timers on a reactor with a fake clock::
     reactor = Reactor(clock=clock)
     reactor.call_later(30, fired)
     advance(reactor, 30)                # fires it at exactly t=30
+
+Run two protocols against each other through the real transport code::
+
+    pair = ConnectedPair(Reactor(), MyServer(), MyClient())
+    pair.run_until(lambda: client.done)
+    pair.reset(pair.client)             # fault injection: a peer reset
+    pair.close()
+
+Split data the way TCP might: ``chunks(data, 1)`` (one byte at a time),
+``chunks(data, [3, 1, 7])``, or ``random_chunks(data, seed=4)``.
 """
 
 from __future__ import annotations
 
 import collections
-from typing import Any, Callable, Deque, Iterable, List, Optional, Tuple
+import errno
+import random
+import socket
+import time
+from typing import Any, Callable, Deque, Iterable, List, Optional, Sequence, Tuple, Union
 
 from .loop import Reactor
 from .protocols import Protocol
 from .timers import Clock
+from .transports import Transport
 
-__all__ = ["FakeClock", "advance", "MemoryTransport"]
+__all__ = ["FakeClock", "advance", "MemoryTransport", "ConnectedPair", "chunks",
+           "random_chunks"]
 
 
 class FakeClock(Clock):
@@ -247,3 +263,68 @@ class MemoryTransport:
 
     def get_protocol(self) -> Optional[Protocol]:
         return self.protocol
+
+
+def chunks(data: bytes, sizes: Union[int, Sequence[int]]) -> List[bytes]:
+    """``data`` cut into pieces: all of ``sizes`` bytes, or of each size in
+    turn (the last size repeats).  ``b"".join(chunks(d, s)) == d``."""
+    pieces: List[bytes] = []
+    sequence = [sizes] if isinstance(sizes, int) else list(sizes)
+    if not sequence or min(sequence) < 1:
+        raise ValueError("chunk sizes must be at least 1")
+    start = 0
+    while start < len(data):
+        size = sequence[min(len(pieces), len(sequence) - 1)]
+        pieces.append(bytes(data[start:start + size]))
+        start += size
+    return pieces
+
+
+def random_chunks(data: bytes, seed: Optional[int] = None, max_size: int = 16) -> List[bytes]:
+    """``data`` cut at random places into pieces of 1 to ``max_size`` bytes;
+    the same ``seed`` gives the same cuts."""
+    rng = random.Random(seed)
+    return chunks(data, [rng.randint(1, max_size) for _ in range(len(data) or 1)])
+
+
+class ConnectedPair:
+    """Two protocols talking through real ``Transport`` objects over a
+    ``socket.socketpair()`` on ``reactor``: the real buffering, flow control,
+    half-close and ``connection_lost`` ordering, no network.
+
+    ``server`` and ``client`` are the transports (the names only say which
+    protocol was given first).  ``run_until`` steps the reactor;
+    ``reset(transport)`` injects a peer reset on that side; ``close()``
+    aborts both and runs until their ``connection_lost`` calls are done.
+    """
+
+    def __init__(self, reactor: Reactor, server_protocol: Protocol,
+                 client_protocol: Protocol) -> None:
+        self.reactor = reactor
+        a, b = socket.socketpair()
+        for sock in (a, b):
+            sock.setblocking(False)
+        self.server = Transport(reactor, a, server_protocol)
+        self.client = Transport(reactor, b, client_protocol)
+        self.server._start("accepted")
+        self.client._start("connected")
+
+    def run_until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> None:
+        """Step the reactor until ``predicate()`` is true; ``AssertionError``
+        after ``timeout`` real seconds."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not reached within {timeout}s")
+            self.reactor.run_once(0.01)
+
+    def reset(self, victim: Transport) -> None:
+        """Fault injection: ``victim`` fails as if its peer had reset the
+        connection (its protocol gets ``ConnectionResetError``); the other
+        side then sees the connection drop."""
+        victim._fatal(ConnectionResetError(errno.ECONNRESET, "connection reset (injected)"))
+
+    def close(self) -> None:
+        for transport in (self.server, self.client):
+            transport.abort()
+        self.run_until(lambda: self.server._protocol is None and self.client._protocol is None)

@@ -357,3 +357,70 @@ def test_feed_eof_after_close_calls_nothing() -> None:
     t.feed_eof()
     t.feed(b"late")
     assert p.events == ["made", ("lost", None)]
+
+
+# -- helpers for users' protocol tests (chunking, pairs, faults) --------------------
+
+
+def test_chunks_and_random_chunks() -> None:
+    from reactor.testing import chunks, random_chunks
+    data = bytes(range(50))
+    assert chunks(data, 1) == [bytes([b]) for b in data]
+    assert chunks(b"abcdefgh", [3, 1]) == [b"abc", b"d", b"e", b"f", b"g", b"h"]
+    pieces = random_chunks(data, seed=7, max_size=5)
+    assert b"".join(pieces) == data and all(1 <= len(p) <= 5 for p in pieces)
+    assert random_chunks(data, seed=7, max_size=5) == pieces  # same seed, same cuts
+    assert random_chunks(data, seed=8, max_size=5) != pieces
+    with pytest.raises(ValueError):
+        chunks(data, 0)
+
+
+def test_connected_pair_runs_two_protocols_through_real_transports() -> None:
+    from reactor.clients import EchoClient
+    from reactor.conversations import EchoProtocol, Settings
+    from reactor.testing import ConnectedPair
+    with Reactor() as reactor:
+        server = EchoProtocol(reactor, Settings(record_size=100), lambda line: None)
+        client = EchoClient(size=100, count=5)
+        pair = ConnectedPair(reactor, server, client)
+        pair.run_until(lambda: client.ok is not None)
+        assert client.ok and client.index == 5
+        pair.run_until(lambda: pair.server.is_closing())  # the server saw our close
+        pair.close()
+        assert reactor.registered_count() == 0
+
+
+def test_connected_pair_reset_injection() -> None:
+    from reactor.testing import ConnectedPair
+
+    class Lost(Protocol):
+        def __init__(self) -> None:
+            self.lost: List[Any] = []
+
+        def connection_lost(self, exc: Any) -> None:
+            self.lost.append(exc)
+
+    with Reactor() as reactor:
+        a, b = Lost(), Lost()
+        pair = ConnectedPair(reactor, a, b)
+        pair.reset(pair.client)
+        pair.run_until(lambda: a.lost and b.lost)
+        assert len(b.lost) == 1 and isinstance(b.lost[0], ConnectionResetError)
+        assert len(a.lost) == 1  # the other side saw the connection drop
+        with pytest.raises(AssertionError):
+            pair.run_until(lambda: False, timeout=0.05)
+        pair.close()
+
+
+def test_eof_mid_message_on_memory_transport() -> None:
+    from reactor.conversations import AckProtocol, Settings
+    from reactor.testing import chunks
+    lines: List[str] = []
+    with Reactor() as reactor:
+        transport = MemoryTransport()
+        transport.connect(AckProtocol(reactor, Settings(), lines.append))
+        for piece in chunks(b"first\nunfinish", 2):
+            transport.feed(piece)
+        transport.feed_eof()  # the peer stops mid-message
+    assert lines[1:3] == ["Got the message:first", "Got the message:unfinish"]
+    assert transport.closed

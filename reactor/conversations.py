@@ -23,6 +23,7 @@ Subclass ``AckProtocol``, ``ReadProtocol`` or ``EchoProtocol`` and override
 from __future__ import annotations
 
 import logging
+import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Type, Union
 
@@ -80,25 +81,61 @@ class Settings:
     verbose: bool = False
 
 
+class ServerContext:
+    """What every connection of one server shares: one object per server
+    rather than four attributes per connection."""
+
+    __slots__ = ("reactor", "settings", "log", "idle")
+
+    def __init__(self, reactor: "Reactor", settings: Settings, log: Log,
+                 idle: Optional[IdleQueue]) -> None:
+        self.reactor = reactor
+        self.settings = settings
+        self.log = log
+        self.idle = idle
+
+
 class ConversationProtocol(Protocol):
-    """Runs one machine over one transport and logs what happens."""
+    """Runs one machine over one transport and logs what happens.
+
+    Made alone as ``cls(reactor, settings, log)``; ``serve()`` passes one
+    shared ``context`` to all of a server's protocols instead (a subclass
+    with its own ``__init__`` should accept and pass on ``**kwargs``).
+    """
 
     #: The name used in log lines and on the command line.
     name = "conversation"
 
+    __slots__ = ("_context", "machine", "transport", "peer", "outcome", "_message_timer")
+
     def __init__(self, reactor: "Reactor", settings: Optional[Settings] = None,
-                 log: Optional[Log] = None, idle: Optional[IdleQueue] = None) -> None:
-        self.reactor = reactor
-        self.settings = settings or Settings()
-        self.log: Log = log or logger.info
+                 log: Optional[Log] = None, idle: Optional[IdleQueue] = None, *,
+                 context: Optional[ServerContext] = None) -> None:
+        if context is None:
+            settings = settings or Settings()
+            if idle is None and settings.idle_timeout:
+                # Used alone, not through serve(): share the reactor's queue
+                # for this timeout with any other such protocol.
+                idle = _shared_idle_queue(reactor, settings.idle_timeout)
+            context = ServerContext(reactor, settings, log or logger.info, idle)
+        self._context = context
         self.machine: Machine = self.make_machine()
         self.transport: Optional[Transport] = None
         self.peer = "?"
         self.outcome: Optional[str] = None  # why we closed, once known
-        self._idle = idle
-        self._own_idle = False
         self._message_timer: Optional[TimerHandle] = None
-        self._traced_state: Any = None
+
+    @property
+    def reactor(self) -> "Reactor":
+        return self._context.reactor
+
+    @property
+    def settings(self) -> Settings:
+        return self._context.settings
+
+    @property
+    def log(self) -> Log:
+        return self._context.log
 
     def make_machine(self) -> Machine:  # pragma: no cover  (always overridden)
         raise NotImplementedError
@@ -107,18 +144,14 @@ class ConversationProtocol(Protocol):
 
     def connection_made(self, transport: "Transport") -> None:
         self.transport = transport
-        self.peer = format_address(transport.get_extra_info("peername"))
-        self.report_accepted(transport.get_extra_info("peername"))
-        if self._idle is None and self.machine.deadlines.idle_timeout:
-            # Used alone (not through serve()): a queue of our own.
-            self._idle = IdleQueue(self.reactor, self.machine.deadlines.idle_timeout,
-                                   _idle_expired)
-            self._own_idle = True
+        peername = transport.get_extra_info("peername")
+        self.peer = format_address(peername)
+        self.report_accepted(peername)
         now = self.reactor.time()
         self._after(self.machine.start(now), now)
 
     def data_received(self, data: bytes) -> None:
-        now = self.reactor.time()
+        now = self._context.reactor.time()
         self._after(self.machine.receive_data(data, now), now)
 
     def eof_received(self) -> Optional[bool]:
@@ -151,7 +184,7 @@ class ConversationProtocol(Protocol):
         out = self.machine.data_to_send()
         if out:
             transport.write(out)
-        if self.reactor.tracer is not None:
+        if self._context.reactor.tracer is not None:
             self._trace(events)
         for event in events:
             self.event_received(event)
@@ -160,8 +193,9 @@ class ConversationProtocol(Protocol):
             transport.close()
             return
         deadlines = self.machine.deadlines
-        if self._idle is not None:
-            self._idle.touch(self, deadlines.last_activity)
+        idle = self._context.idle
+        if idle is not None:
+            idle.touch(self, deadlines.last_activity)
         if deadlines.message_deadline is not None and self._message_timer is None:
             self._message_timer = self.reactor.call_at(deadlines.message_deadline,
                                                        self._check_deadlines)
@@ -169,12 +203,12 @@ class ConversationProtocol(Protocol):
     def _trace(self, events: List[Event]) -> None:
         tracer = self.reactor.tracer
         assert tracer is not None
-        conn = getattr(self.transport, "_id", None)
+        conn = tracer.id_of(self.transport)
         state = self.machine.state
-        if state is not self._traced_state:
-            old = "-" if self._traced_state is None else self._traced_state.name
+        previous = tracer.state_changed(self.transport, state)
+        if previous is not state:
+            old = "-" if previous is None else previous.name
             tracer.record("machine", conn, f"{self.name}: {old} -> {state.name}")
-            self._traced_state = state
         for event in events:
             if isinstance(event, TimedOut):
                 tracer.record("timeout", conn, event.reason)
@@ -189,10 +223,8 @@ class ConversationProtocol(Protocol):
         self._after(self.machine.handle_timer(now), now)
 
     def _forget_deadlines(self) -> None:
-        if self._idle is not None:
-            self._idle.discard(self)
-            if self._own_idle:
-                self._idle = None
+        if self._context.idle is not None:
+            self._context.idle.discard(self)
         if self._message_timer is not None:
             self._message_timer.cancel()
             self._message_timer = None
@@ -224,11 +256,23 @@ def _idle_expired(protocol: ConversationProtocol, now: float) -> None:
     protocol._check_deadlines()
 
 
+_idle_queues: "weakref.WeakKeyDictionary[Reactor, Dict[float, IdleQueue]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _shared_idle_queue(reactor: "Reactor", timeout: float) -> IdleQueue:
+    queues = _idle_queues.setdefault(reactor, {})
+    if timeout not in queues:
+        queues[timeout] = IdleQueue(reactor, timeout, _idle_expired)
+    return queues[timeout]
+
+
 class AckProtocol(ConversationProtocol):
     """Seed 3: acknowledge, then report every message as
     ``Got the message:<text>``."""
 
     name = "ack"
+    __slots__ = ()
 
     def make_machine(self) -> Machine:
         s = self.settings
@@ -251,6 +295,7 @@ class ReadProtocol(ConversationProtocol):
     and the end of the stream as ``Ending connection``."""
 
     name = "read"
+    __slots__ = ()
 
     def make_machine(self) -> Machine:
         s = self.settings
@@ -272,6 +317,7 @@ class EchoProtocol(ConversationProtocol):
     ``record_size``)."""
 
     name = "echo"
+    __slots__ = ()
 
     def make_machine(self) -> Machine:
         s = self.settings
@@ -308,9 +354,10 @@ def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
     idle = None
     if settings.idle_timeout:
         idle = IdleQueue(reactor, settings.idle_timeout, _idle_expired)
+    context = ServerContext(reactor, settings, log or logger.info, idle)
 
     def factory() -> ConversationProtocol:
-        return cls(reactor, settings, log, idle)
+        return cls(reactor, context=context)
 
     return reactor.listen_tcp(factory, host, DEFAULT_PORTS[kind] if port is None else port,
                               backlog=backlog, write_timeout=settings.write_timeout)

@@ -223,7 +223,6 @@ class Reactor:
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._signals: Dict[int, Any] = {}
         self._stats = LoopStats()
-        self._next_id = 0
         #: The ``Tracer`` recording events, or ``None`` (the default).
         self.tracer: Optional[Tracer] = Tracer() if trace is True else (trace or None)
         self._old_wakeup_fd = -1
@@ -407,11 +406,6 @@ class Reactor:
         wait = "forever" if timeout is None else f"{timeout:.3f}s"
         self.tracer.record("select", None, f"wait {wait} -> {ready or 'nothing ready'}")
 
-    def _new_connection_id(self) -> int:
-        self._next_id += 1
-        self._stats.connections_opened += 1
-        return self._next_id
-
     # -- statistics ---------------------------------------------------------
 
     def stats(self) -> Dict[str, Any]:
@@ -465,7 +459,7 @@ class Reactor:
         propagates into the loop."""
         if self.tracer is not None:
             transport = context.get("transport")
-            self.tracer.record("error", getattr(transport, "_id", None),
+            self.tracer.record("error", self.tracer.id_of(transport),
                                f"{context.get('message')}: {context.get('exception')!r}")
         handler = self._exception_handler
         if handler is None:

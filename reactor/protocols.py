@@ -37,6 +37,10 @@ __all__ = ["Protocol"]
 class Protocol:
     """Base class for stream protocols.  Override what you need."""
 
+    # Empty, so that a subclass may use __slots__ to save memory per
+    # connection; one that does not simply gets a __dict__ as usual.
+    __slots__ = ()
+
     def connection_made(self, transport: "Transport") -> None:
         """Called once when the connection is established.
 

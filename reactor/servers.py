@@ -34,7 +34,7 @@ import selectors
 import socket
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Set, Tuple, Union
 
-from .transports import Transport
+from .transports import DEFAULT_TRANSPORT_CONFIG, Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -156,7 +156,9 @@ class Listener:
                  host: Hosts, port: int, *, backlog: int = DEFAULT_BACKLOG,
                  reuse_address: bool = True, write_timeout: Optional[float] = None) -> None:
         self._reactor = reactor
-        self._write_timeout = write_timeout
+        # One settings tuple shared by every transport accepted here.
+        low, high, _ = DEFAULT_TRANSPORT_CONFIG
+        self._transport_config = (low, high, write_timeout or None)
         self._protocol_factory = protocol_factory
         self._backlog = backlog
         self._reuse_address = reuse_address
@@ -385,12 +387,12 @@ class Listener:
                 "listener": self,
             })
             return
-        transport = Transport(self._reactor, conn, protocol, owner=self)
-        if self._write_timeout:
-            transport.set_write_timeout(self._write_timeout)
+        transport = Transport(self._reactor, conn, protocol, owner=self,
+                              config=self._transport_config)
         self._connections.add(transport)
         if self._reactor.tracer is not None:
-            self._reactor.tracer.record("accept", transport._id, "from " + format_address(
+            tracer = self._reactor.tracer
+            tracer.record("accept", tracer.id_of(transport), "from " + format_address(
                 transport.get_extra_info("peername")))
         transport._start("accepted")
 

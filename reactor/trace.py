@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import collections
 import time
-from typing import Callable, Deque, List, NamedTuple, Optional
+import weakref
+from typing import Any, Callable, Deque, List, NamedTuple, Optional
 
 __all__ = ["TraceEvent", "Tracer"]
 
@@ -46,6 +47,27 @@ class Tracer:
         self.echo = echo
         self._clock = clock
         self.started = clock()
+        # Connection ids live here, not on the transports: tracing is rare,
+        # and every attribute on a transport costs memory per connection.
+        self._ids: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+        self._states: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
+
+    def id_of(self, transport: Any) -> Optional[int]:
+        """The connection number of ``transport`` in this trace (1, 2, ...,
+        in order of first appearance); ``None`` for ``None``."""
+        if transport is None:
+            return None
+        number = self._ids.get(transport)
+        if number is None:
+            number = self._ids[transport] = len(self._ids) + 1
+        return number
+
+    def state_changed(self, owner: Any, state: Any) -> Any:
+        """Remember ``owner``'s latest ``state``; return the previous one
+        (``None`` the first time), or ``state`` itself if it did not change."""
+        previous = self._states.get(owner)
+        self._states[owner] = state
+        return state if previous is state else previous
 
     def record(self, kind: str, conn: Optional[int], detail: str) -> None:
         event = TraceEvent(self._clock(), kind, conn, detail)

@@ -33,14 +33,13 @@ from __future__ import annotations
 import errno
 import selectors
 import socket
-from typing import TYPE_CHECKING, Any, Dict, Iterable, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Iterable, List, Optional, Tuple, Union
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
     from .protocols import Protocol
-    from .timers import TimerHandle
 
-__all__ = ["Transport", "ROUTINE_ERRORS"]
+__all__ = ["Transport", "ROUTINE_ERRORS", "DEFAULT_TRANSPORT_CONFIG"]
 
 EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
@@ -52,6 +51,29 @@ ROUTINE_ERRORS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
 
 _TRY_AGAIN = (BlockingIOError, InterruptedError)
 
+#: "Nothing buffered": shared by every idle transport and never mutated (a
+#: transport makes its own bytearray when it first has to buffer).
+_NO_BUFFER = bytearray()
+
+# A transport's state is one int of these bits rather than six attributes:
+# servers keep one transport per connection, and every slot costs memory.
+_CLOSING = 1          # close(), abort() or an error happened: no more writes
+_LOST = 2             # connection_lost is scheduled or done
+_EOF_REQUESTED = 4    # write_eof() was called
+_EOF_RECEIVED = 8     # the peer sent FIN
+_READING_PAUSED = 16  # pause_reading() is in force
+_WRITING_PAUSED = 32  # the protocol was told pause_writing()
+
+_STATE_BITS = 63
+# Above them, what the selector is watching (EVENT_READ | EVENT_WRITE).
+_MASK_SHIFT = 6
+_WATCHING_READ = EVENT_READ << _MASK_SHIFT
+_WATCHING_WRITE = EVENT_WRITE << _MASK_SHIFT
+
+#: (low water, high water, write timeout): asyncio's limits, no timeout.
+Config = Tuple[int, int, Optional[float]]
+DEFAULT_TRANSPORT_CONFIG: Config = (16384, 65536, None)
+
 Buffer = Union[bytes, bytearray, memoryview]
 
 
@@ -61,37 +83,30 @@ class Transport:
 
     #: Bytes asked of ``recv()`` per readiness event.
     max_read_size = 65536
-    #: Default write-buffer limits (asyncio's): pause above 64 KiB, resume at
-    #: 16 KiB.
+    #: Default high-water mark for ``set_write_buffer_limits()``.
     default_high_water = 65536
 
-    __slots__ = ("_reactor", "_sock", "_protocol", "_buffer", "_mask",
-                 "_closing", "_lost", "_eof_requested", "_eof_received",
-                 "_reading_paused", "_writing_paused", "_high", "_low",
-                 "_extra", "_owner", "_write_timeout", "_stall_timer", "_last_progress",
-                 "_id", "__weakref__")
+    # Slots, and no buffer object until something is buffered: a server holds
+    # one transport per connection, most of them idle.
+    __slots__ = ("_reactor", "_sock", "_protocol", "_buffer", "_flags", "_config",
+                 "_owner", "_stall", "__weakref__")
 
     def __init__(self, reactor: "Reactor", sock: socket.socket,
-                 protocol: "Protocol", owner: Any = None) -> None:
+                 protocol: "Protocol", owner: Any = None,
+                 config: Optional[Config] = None) -> None:
         self._reactor = reactor
         self._sock = sock
         self._protocol: Optional[Protocol] = protocol
-        self._buffer = bytearray()
-        self._mask = 0
-        self._closing = False        # close(), abort() or an error happened
-        self._lost = False           # connection_lost is scheduled or done
-        self._eof_requested = False  # write_eof() was called
-        self._eof_received = False
-        self._reading_paused = False
-        self._writing_paused = False
-        self._high = self.default_high_water
-        self._low = self.default_high_water // 4
-        self._extra: Optional[Dict[str, Any]] = None
+        self._buffer = _NO_BUFFER
+        self._flags = 0              # the _CLOSING, _LOST, ... bits below
+        # (low water, high water, write timeout): shared by every transport of
+        # a listener until one of them changes it.
+        self._config = config or DEFAULT_TRANSPORT_CONFIG
         self._owner = owner          # a Listener, told when we are gone
-        self._id = reactor._new_connection_id()  # for traces and logs
-        self._write_timeout: Optional[float] = None
-        self._stall_timer: Optional[TimerHandle] = None
-        self._last_progress = 0.0    # when send() last took bytes, while buffering
+        reactor._stats.connections_opened += 1
+        # While buffering with a write timeout: [stall timer or None, when send()
+        # last took bytes].  None otherwise.
+        self._stall: Optional[List[Any]] = None
 
     def _start(self, cause: str = "connected") -> None:
         """Begin reading and tell the protocol.  Called by the creator."""
@@ -105,34 +120,36 @@ class Transport:
     # -- interest -------------------------------------------------------------
 
     def _wanted_mask(self) -> int:
-        if self._lost:
+        flags = self._flags
+        if flags & _LOST:
             return 0
         mask = EVENT_WRITE if self._buffer else 0
-        if not (self._closing or self._reading_paused or self._eof_received):
+        if not flags & (_CLOSING | _READING_PAUSED | _EOF_RECEIVED):
             mask |= EVENT_READ
         return mask
 
     def _update_interest(self) -> None:
         mask = self._wanted_mask()
-        if mask == self._mask:
+        current = self._flags >> _MASK_SHIFT
+        if mask == current:
             return
         reactor = self._reactor
-        if self._mask == 0:
+        if current == 0:
             reactor._register(self._sock, mask, self)
         elif mask == 0:
             reactor._unregister(self._sock)
         else:
             reactor._modify(self._sock, mask, self)
-        self._mask = mask
+        self._flags = (self._flags & _STATE_BITS) | (mask << _MASK_SHIFT)
 
     # -- events from the loop ---------------------------------------------------
 
     def _handle_io(self, mask: int) -> None:
         # Check our current interest, not only the event: this step's event
         # list can hold readiness we stopped caring about earlier in the step.
-        if mask & EVENT_READ and self._mask & EVENT_READ:
+        if mask & EVENT_READ and self._flags & _WATCHING_READ:
             self._read_ready()
-        if mask & EVENT_WRITE and self._mask & EVENT_WRITE:
+        if mask & EVENT_WRITE and self._flags & _WATCHING_WRITE:
             self._write_ready()
 
     def _read_ready(self) -> None:
@@ -147,7 +164,7 @@ class Transport:
             reactor = self._reactor
             reactor._stats.bytes_in += len(data)
             if reactor.tracer is not None:
-                reactor.tracer.record("read", self._id, f"{len(data)} bytes")
+                reactor.tracer.record("read", reactor.tracer.id_of(self), f"{len(data)} bytes")
             try:
                 self._protocol.data_received(data)  # type: ignore[union-attr]
             except Exception as exc:
@@ -157,7 +174,7 @@ class Transport:
 
     def _read_eof(self) -> None:
         self._trace_state("open", "half-closed", "peer sent EOF")
-        self._eof_received = True
+        self._flags |= _EOF_RECEIVED
         self._update_interest()
         try:
             keep_open = self._protocol.eof_received()  # type: ignore[union-attr]
@@ -178,22 +195,23 @@ class Transport:
             return
         del buffer[:sent]
         self._note_sent(sent)
-        if sent and self._write_timeout is not None:
-            self._last_progress = self._reactor.time()
+        if sent and self._stall is not None:
+            self._stall[1] = self._reactor.time()
         if buffer:
-            if self._writing_paused and len(buffer) <= self._low:
+            if self._flags & _WRITING_PAUSED and len(buffer) <= self._config[0]:
                 self._resume_protocol()
             return
+        self._buffer = _NO_BUFFER  # drained: let its memory go
         self._update_interest()
-        if self._writing_paused:
+        if self._flags & _WRITING_PAUSED:
             self._resume_protocol()
             if self._buffer:
                 # resume_writing() wrote more than the kernel took (and may
                 # have called close() or write_eof()): finish that first.
                 return
-        if self._closing:
+        if self._flags & _CLOSING:
             self._schedule_lost(None)
-        elif self._eof_requested:
+        elif self._flags & _EOF_REQUESTED:
             self._shutdown_write()
 
     # -- the public interface -------------------------------------------------
@@ -204,9 +222,9 @@ class Transport:
         is closing; ``RuntimeError`` after ``write_eof()``."""
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-        if self._closing or not data:
+        if self._flags & _CLOSING or not data:
             return
-        if self._eof_requested:
+        if self._flags & _EOF_REQUESTED:
             raise RuntimeError("write() after write_eof()")
         if not self._buffer:
             try:
@@ -219,14 +237,14 @@ class Transport:
             self._note_sent(sent)
             if sent == len(data):
                 return
-            self._buffer += memoryview(data)[sent:]
+            self._buffer = bytearray(memoryview(data)[sent:])
             self._update_interest()
-            if self._write_timeout is not None:
+            if self._config[2] is not None:
                 self._watch_for_stall()
         else:
             self._buffer += data
-        if not self._writing_paused and len(self._buffer) > self._high:
-            self._writing_paused = True
+        if not self._flags & _WRITING_PAUSED and len(self._buffer) > self._config[1]:
+            self._flags |= _WRITING_PAUSED
             self._call_protocol("pause_writing")
 
     def writelines(self, chunks: Iterable[Buffer]) -> None:
@@ -236,9 +254,9 @@ class Transport:
     def write_eof(self) -> None:
         """Half-close: send FIN once the buffer has drained.  Reading goes on.
         Calling it again, or after ``close()``, does nothing."""
-        if self._closing or self._eof_requested:
+        if self._flags & (_CLOSING | _EOF_REQUESTED):
             return
-        self._eof_requested = True
+        self._flags |= _EOF_REQUESTED
         if not self._buffer:
             self._shutdown_write()
 
@@ -248,10 +266,10 @@ class Transport:
     def close(self) -> None:
         """Stop reading, flush the write buffer, then close.
         ``connection_lost(None)`` follows.  Idempotent."""
-        if self._closing:
+        if self._flags & _CLOSING:
             return
         self._trace_state("open", "closing", "close() called; flushing first")
-        self._closing = True
+        self._flags |= _CLOSING
         self._update_interest()
         if not self._buffer:
             self._schedule_lost(None)
@@ -264,29 +282,29 @@ class Transport:
     def is_closing(self) -> bool:
         """True once ``close()``/``abort()`` was called or the connection
         failed."""
-        return self._closing
+        return bool(self._flags & _CLOSING)
 
     def pause_reading(self) -> None:
         """Stop calling ``data_received`` until ``resume_reading()``; the
         kernel's buffer then fills and TCP slows the peer down."""
-        if not self._reading_paused:
-            self._reading_paused = True
+        if not self._flags & _READING_PAUSED:
+            self._flags |= _READING_PAUSED
             self._update_interest()
 
     def resume_reading(self) -> None:
-        if self._reading_paused:
-            self._reading_paused = False
+        if self._flags & _READING_PAUSED:
+            self._flags &= ~_READING_PAUSED
             self._update_interest()
 
     def is_reading(self) -> bool:
-        return bool(self._mask & EVENT_READ)
+        return bool(self._flags & _WATCHING_READ)
 
     def get_write_buffer_size(self) -> int:
         return len(self._buffer)
 
     def get_write_buffer_limits(self) -> Tuple[int, int]:
         """``(low, high)``."""
-        return self._low, self._high
+        return self._config[0], self._config[1]
 
     def set_write_buffer_limits(self, high: Optional[int] = None,
                                 low: Optional[int] = None) -> None:
@@ -298,11 +316,11 @@ class Transport:
             low = high // 4
         if not high >= low >= 0:
             raise ValueError(f"need high ({high!r}) >= low ({low!r}) >= 0")
-        self._high, self._low = high, low
-        if not self._writing_paused and len(self._buffer) > high:
-            self._writing_paused = True
+        self._config = (low, high, self._config[2])
+        if not self._flags & _WRITING_PAUSED and len(self._buffer) > high:
+            self._flags |= _WRITING_PAUSED
             self._call_protocol("pause_writing")
-        elif self._writing_paused and len(self._buffer) <= low:
+        elif self._flags & _WRITING_PAUSED and len(self._buffer) <= low:
             self._resume_protocol()
 
     def set_write_timeout(self, seconds: Optional[float]) -> None:
@@ -312,73 +330,80 @@ class Transport:
         ``None`` (the default) or 0 waits forever."""
         if seconds is not None and seconds < 0:
             raise ValueError(f"write timeout must be >= 0 or None, not {seconds!r}")
-        self._write_timeout = seconds or None
-        if self._write_timeout is not None and self._buffer:
+        self._config = (self._config[0], self._config[1], seconds or None)
+        if seconds and self._buffer:
             self._watch_for_stall()
 
     def get_write_timeout(self) -> Optional[float]:
-        return self._write_timeout
+        return self._config[2]
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """``"peername"``, ``"sockname"`` or ``"socket"``; ``default`` for
-        anything else or when the socket can no longer say."""
-        extra = self._extra
-        if extra is None:
-            extra = self._extra = {"socket": self._sock}
-        if name not in extra:
-            try:
-                if name == "peername":
-                    extra[name] = self._sock.getpeername()
-                elif name == "sockname":
-                    extra[name] = self._sock.getsockname()
-            except OSError:
-                return default
-        return extra.get(name, default)
+        anything else, or once the socket is closed.  Asked of the socket
+        each time (nothing is cached per connection), so keep what you need
+        from ``connection_made``."""
+        try:
+            if name == "peername":
+                return self._sock.getpeername()
+            if name == "sockname":
+                return self._sock.getsockname()
+        except OSError:
+            return default
+        return self._sock if name == "socket" else default
 
     def get_protocol(self) -> Optional["Protocol"]:
         return self._protocol
 
     def __repr__(self) -> str:
-        state = "closed" if self._lost else "closing" if self._closing else "open"
+        flags = self._flags
+        state = "closed" if flags & _LOST else "closing" if flags & _CLOSING else "open"
         try:
             fd = self._sock.fileno()
         except OSError:  # pragma: no cover
             fd = -1
-        return f"<Transport #{self._id} fd={fd} {state} buffered={len(self._buffer)}>"
+        return f"<Transport fd={fd} {state} buffered={len(self._buffer)}>"
 
     # -- internals --------------------------------------------------------------
 
     def _watch_for_stall(self) -> None:
         # Lazy: one timer per stall period, none per write.  A timer left
         # over from an earlier stall fires early, finds progress, re-arms.
-        self._last_progress = self._reactor.time()
-        if self._stall_timer is None:
-            self._stall_timer = self._reactor.call_at(
-                self._last_progress + self._write_timeout, self._check_stall)  # type: ignore[operator]
+        timeout = self._config[2]
+        assert timeout is not None
+        now = self._reactor.time()
+        if self._stall is None:
+            self._stall = [None, now]
+        self._stall[1] = now
+        if self._stall[0] is None:
+            self._stall[0] = self._reactor.call_at(now + timeout, self._check_stall)
 
     def _check_stall(self) -> None:
-        self._stall_timer = None
-        timeout = self._write_timeout
-        if self._lost or not self._buffer or timeout is None:
+        stall = self._stall
+        timeout = self._config[2]
+        if stall is None:  # pragma: no cover  (cancelled with the connection)
             return
-        deadline = self._last_progress + timeout
+        stall[0] = None
+        if self._flags & _LOST or not self._buffer or timeout is None:
+            self._stall = None
+            return
+        deadline = stall[1] + timeout
         if self._reactor.time() >= deadline:
             self._fatal(TimeoutError(
                 f"peer stopped reading: nothing sent for {timeout:g}s with "
                 f"{len(self._buffer)} bytes waiting"))
         else:
-            self._stall_timer = self._reactor.call_at(deadline, self._check_stall)
+            stall[0] = self._reactor.call_at(deadline, self._check_stall)
 
     def _note_sent(self, sent: int) -> None:
         reactor = self._reactor
         reactor._stats.bytes_out += sent
         if reactor.tracer is not None and sent:
-            reactor.tracer.record("write", self._id, f"{sent} bytes")
+            reactor.tracer.record("write", reactor.tracer.id_of(self), f"{sent} bytes")
 
     def _trace_state(self, old: str, new: str, cause: str) -> None:
         tracer = self._reactor.tracer
         if tracer is not None:
-            tracer.record("state", self._id, f"{old} -> {new}: {cause}")
+            tracer.record("state", tracer.id_of(self), f"{old} -> {new}: {cause}")
 
     def _shutdown_write(self) -> None:
         self._trace_state("open", "write-shut", "write_eof(): FIN sent")
@@ -388,7 +413,7 @@ class Transport:
             self._fatal(exc)
 
     def _resume_protocol(self) -> None:
-        self._writing_paused = False
+        self._flags &= ~_WRITING_PAUSED
         self._call_protocol("resume_writing")
 
     def _call_protocol(self, name: str) -> None:
@@ -422,21 +447,22 @@ class Transport:
         self._force_close(exc)
 
     def _force_close(self, exc: Optional[BaseException]) -> None:
-        if self._lost:
+        if self._flags & _LOST:
             return
         self._trace_state("open", "closing", f"aborted ({exc!r})" if exc else "abort() called")
-        self._closing = True
-        self._buffer.clear()
+        self._flags |= _CLOSING
+        self._buffer = _NO_BUFFER
         self._schedule_lost(exc)
 
     def _schedule_lost(self, exc: Optional[BaseException]) -> None:
-        if self._lost:
+        if self._flags & _LOST:
             return
-        self._lost = True
+        self._flags |= _LOST
         self._update_interest()  # unregisters: no further events for us
-        if self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
+        if self._stall is not None:
+            if self._stall[0] is not None:
+                self._stall[0].cancel()
+            self._stall = None
         self._reactor.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: Optional[BaseException]) -> None:

@@ -95,13 +95,15 @@ class Server:
         return self.wait(timeout)
 
     def wait(self, timeout: float = 10.0) -> int:
-        """Wait for an exit already under way (no signal sent), collect the
-        rest of the output, return the exit status."""
-        try:
-            self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.kill()
-            raise
+        """Wait for an exit already under way (no signal sent), reading the
+        output meanwhile (a full pipe would block the server), and return
+        the exit status."""
+        deadline = time.monotonic() + timeout
+        while self.proc.poll() is None:
+            if time.monotonic() > deadline:
+                self.kill()
+                raise subprocess.TimeoutExpired(self.proc.args, timeout)
+            self._read(0.05)
         while self._read(0.5):
             pass
         return self.proc.returncode

@@ -136,8 +136,7 @@ class Pair:
 
     def close(self) -> None:
         self.peer.close()
-        if not self.transport._lost:
-            self.transport.abort()
+        self.transport.abort()  # idempotent
         for _ in range(3):
             self.reactor.run_once(0)
         self.sock.close()

@@ -112,7 +112,9 @@ def check_transition(machine: Type[object], table: Mapping[Tuple[StateT, Trigger
 
 
 class Deadlines:
-    """The idle and message deadlines of one connection, as plain numbers."""
+    """The idle and message deadlines of one connection, as plain numbers.
+    Machines inherit from it (one object per connection, not two);
+    ``machine.deadlines`` is the machine itself, for readable call sites."""
 
     __slots__ = ("idle_timeout", "message_timeout", "last_activity", "message_started")
 
@@ -125,6 +127,10 @@ class Deadlines:
         self.message_timeout = message_timeout or None
         self.last_activity = 0.0
         self.message_started: Optional[float] = None
+
+    @property
+    def deadlines(self) -> "Deadlines":
+        return self
 
     @property
     def idle_deadline(self) -> Optional[float]:

@@ -67,20 +67,24 @@ TRANSITIONS = {
 }
 
 
-class EchoMachine:
+class EchoMachine(Deadlines):
     """Sends back what it receives, whole records at a time if
     ``record_size`` is set."""
+
+    # Slots, and a buffer only while part of a record is held: a server keeps
+    # one of these per connection.
+    __slots__ = ("state", "record_size", "_held", "_outgoing")
 
     def __init__(self, *, idle_timeout: Optional[float] = 30.0,
                  message_timeout: Optional[float] = None,
                  record_size: Optional[int] = None) -> None:
         if record_size is not None and record_size < 1:
             raise ValueError(f"record_size must be at least 1, not {record_size!r}")
+        super().__init__(idle_timeout, message_timeout)
         self.state = State.NEW
         self.record_size = record_size
-        self.deadlines = Deadlines(idle_timeout, message_timeout)
-        self._held = bytearray()
-        self._outgoing: List[bytes] = []
+        self._held: Optional[bytearray] = None
+        self._outgoing = b""
 
     @property
     def finished(self) -> bool:
@@ -88,11 +92,10 @@ class EchoMachine:
 
     @property
     def deadline(self) -> Optional[float]:
-        return None if self.finished else self.deadlines.next
+        return None if self.finished else self.next
 
     def data_to_send(self) -> bytes:
-        out = b"".join(self._outgoing)
-        self._outgoing.clear()
+        out, self._outgoing = self._outgoing, b""
         return out
 
     def _to(self, trigger: Trigger) -> None:
@@ -100,33 +103,37 @@ class EchoMachine:
 
     def start(self, now: float) -> List[Event]:
         self._to(T.START)
-        self.deadlines.last_activity = now
+        self.last_activity = now
         return []
 
     def receive_data(self, data: bytes, now: float) -> List[Event]:
         if self.state not in (S.OPEN, S.IN_RECORD):
             self._to(T.ECHOED)  # raises MachineError naming the state
-        self.deadlines.last_activity = now
+        self.last_activity = now
         size = self.record_size
         if size is None:
-            self._outgoing.append(data)
+            self._outgoing = self._outgoing + data if self._outgoing else data
             self._to(T.ECHOED)
             return [Echoed(data)]
         held = self._held
-        held += data
+        if held is None:
+            held = self._held = bytearray(data)
+        else:
+            held += data
         whole = len(held) - len(held) % size
         events: List[Event] = []
         if whole:
             out = bytes(held[:whole])
             del held[:whole]
-            self._outgoing.append(out)
+            self._outgoing = self._outgoing + out if self._outgoing else out
             events.append(Echoed(out))
         if held:
             if self.state is S.OPEN or whole:  # a new record began in this chunk
-                self.deadlines.message_started = now
+                self.message_started = now
             self._to(T.PARTIAL)
         else:
-            self.deadlines.message_started = None
+            self._held = None
+            self.message_started = None
             self._to(T.ECHOED)
         return events
 
@@ -135,7 +142,7 @@ class EchoMachine:
         events: List[Event] = []
         if self._held:
             events.append(IncompleteRecord(len(self._held)))
-            self._held.clear()
+            self._held = None
         events.append(EndOfStream())
         return events
 
@@ -143,9 +150,9 @@ class EchoMachine:
         """Check the deadlines at ``now``; harmless if none has passed."""
         if self.state not in (S.OPEN, S.IN_RECORD):
             return []
-        reason = self.deadlines.expired(now)
+        reason = self.expired(now)
         if reason is None:
             return []
         self._to(T.TIMEOUT)
-        self._held.clear()
+        self._held = None
         return [TimedOut(reason)]

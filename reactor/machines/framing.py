@@ -74,25 +74,30 @@ TRANSITIONS = {
 }
 
 _DELIMITER = re.compile(b"[\n\0]")
+_EMPTY = bytearray()  # shared and never mutated: "nothing buffered"
 
 
-class MessageMachine:
+class MessageMachine(Deadlines):
     """Splits a byte stream into messages.  Subclasses set ``greeting``
     (bytes sent on start)."""
 
     #: Bytes to send as soon as the connection starts.
     greeting = b""
 
+    # Slots, and buffers only while something is held: a server keeps one of
+    # these per connection, most of them idle.
+    __slots__ = ("state", "max_message", "_buffer", "_scanned", "_outgoing")
+
     def __init__(self, *, idle_timeout: Optional[float] = 30.0,
                  message_timeout: Optional[float] = None, max_message: int = 65536) -> None:
         if max_message < 1:
             raise ValueError(f"max_message must be at least 1, not {max_message!r}")
+        super().__init__(idle_timeout, message_timeout)
         self.state = State.NEW
         self.max_message = max_message
-        self.deadlines = Deadlines(idle_timeout, message_timeout)
-        self._buffer = bytearray()
+        self._buffer = _EMPTY  # bytes of an unfinished message (a bytearray then)
         self._scanned = 0  # bytes of _buffer already known to hold no delimiter
-        self._outgoing = bytearray()
+        self._outgoing = b""
 
     # -- outputs --------------------------------------------------------------
 
@@ -102,11 +107,10 @@ class MessageMachine:
 
     @property
     def deadline(self) -> Optional[float]:
-        return None if self.finished else self.deadlines.next
+        return None if self.finished else self.next
 
     def data_to_send(self) -> bytes:
-        out = bytes(self._outgoing)
-        self._outgoing.clear()
+        out, self._outgoing = self._outgoing, b""
         return out
 
     # -- inputs ---------------------------------------------------------------
@@ -116,16 +120,19 @@ class MessageMachine:
 
     def start(self, now: float) -> List[Event]:
         self._to(T.START)
-        self.deadlines.last_activity = now
+        self.last_activity = now
         self._outgoing += self.greeting
         return []
 
     def receive_data(self, data: bytes, now: float) -> List[Event]:
         if self.state not in (S.IDLE, S.IN_MESSAGE):
             self._to(T.PARTIAL)  # raises MachineError naming the state
-        self.deadlines.last_activity = now
+        self.last_activity = now
+        if self._buffer:
+            self._buffer += data  # our own bytearray: append in place
+        else:
+            self._buffer = bytearray(data)  # never mutate the shared _EMPTY
         buffer = self._buffer
-        buffer += data
         events: List[Event] = []
         start = 0
         while True:
@@ -144,16 +151,18 @@ class MessageMachine:
             self._scanned = start
         del buffer[:start]
         self._scanned = len(buffer)
+        if not buffer:
+            self._buffer = _EMPTY
         # One byte of slack: a trailing "\r" may yet turn out to be part of
         # "\r\n" and not count.  The same limit then holds for every split.
         if len(buffer) > self.max_message + 1:
             return events + self._reject()
         if buffer:
             if self.state is S.IDLE or start:  # a new message began in this chunk
-                self.deadlines.message_started = now
+                self.message_started = now
             self._to(T.PARTIAL)
         else:
-            self.deadlines.message_started = None
+            self.message_started = None
             self._to(T.COMPLETE)
         return events
 
@@ -164,7 +173,7 @@ class MessageMachine:
         events: List[Event] = []
         if self._buffer:
             events.append(MessageReceived(bytes(self._buffer)))
-            self._buffer.clear()
+            self._buffer = _EMPTY
         events.append(EndOfStream())
         return events
 
@@ -173,14 +182,14 @@ class MessageMachine:
         the machine is already finished."""
         if self.state not in (S.IDLE, S.IN_MESSAGE):
             return []
-        reason = self.deadlines.expired(now)
+        reason = self.expired(now)
         if reason is None:
             return []
         self._to(T.TIMEOUT)
-        self._buffer.clear()
+        self._buffer = _EMPTY
         return [TimedOut(reason)]
 
     def _reject(self) -> List[Event]:
         self._to(T.TOO_LONG)
-        self._buffer.clear()
+        self._buffer = _EMPTY
         return [Rejected(f"message longer than {self.max_message} bytes")]

@@ -33,6 +33,32 @@ def test_idle_deadline_never_early_and_within_one_step(fake_reactor: Reactor,
     assert lines[-1].endswith("timed out: no data for 30s")
 
 
+def test_idle_deadlines_of_two_connections_one_timer(fake_reactor: Reactor,
+                                                     clock: FakeClock) -> None:
+    """Two connections on one shared IdleQueue, the second 1 ms younger:
+    each closes at its own deadline, not before, and the timer re-arms."""
+    from reactor.conversations import _idle_expired
+    from reactor.idle import IdleQueue
+    settings = Settings(idle_timeout=30)
+    idle = IdleQueue(fake_reactor, 30, _idle_expired)
+    start = clock.now()
+    transports = []
+    for delay in (0, 0.001):
+        clock.set(start + delay)
+        protocol = ReadProtocol(fake_reactor, settings, lambda line: None, idle)
+        transports.append(MemoryTransport())
+        transports[-1].connect(protocol)
+    clock.set(start + 30)
+    fake_reactor.run_once(0)
+    assert [t.closed for t in transports] == [True, False]
+    clock.set(start + 30.001 - 1e-6)
+    fake_reactor.run_once(0)
+    assert not transports[1].closed
+    clock.set(start + 30.001)
+    fake_reactor.run_once(0)
+    assert transports[1].closed
+
+
 def test_per_request_cost_does_not_grow_with_idle_connections(reactor: Reactor, run) -> None:
     """Counted, not timed: the timer calls a request causes are the same
     (none) with 0 or 2,000 idle connections open, and one timer serves all."""

@@ -245,8 +245,7 @@ def test_exception_in_timer_call_soon_and_the_handler_itself(reactor: Reactor, c
     reactor.call_later(0, boom, "timer")
     reactor.call_soon(ran.append, "after")
     with caplog.at_level(logging.ERROR, logger="reactor"):
-        for _ in range(3):
-            reactor.run_once(0.01)
+        reactor.run_once(0.01)  # one step: a raising callback does not end it
     assert "after" in ran
     assert sum("exception in callback" in m for m in ran) == 2
     broken = [r for r in caplog.records if "the exception handler raised" in r.getMessage()]
@@ -262,7 +261,6 @@ def test_half_close_from_the_peer_delivers_everything_first(reactor: Reactor, ru
     class KeepOpen(Log):
         def keep_open_on_eof(self) -> Optional[bool]:
             self.transport.write(b"reply after your EOF")
-            self.transport.close()
             return True
 
     protocol = KeepOpen()
@@ -270,6 +268,10 @@ def test_half_close_from_the_peer_delivers_everything_first(reactor: Reactor, ru
     for i in range(50):
         peer.sendall(b"%03d," % i)
     peer.shutdown(socket.SHUT_WR)
+    run(reactor, lambda: any(c[0] == "eof" for c in protocol.calls))
+    reactor.run_once(0)
+    assert not transport.is_closing()  # True from eof_received kept it open
+    transport.close()
     run(reactor, lambda: protocol.lost)
     data = b"".join(c[1] for c in protocol.calls if c[0] == "data")
     assert data == b"".join(b"%03d," % i for i in range(50))
@@ -310,7 +312,7 @@ def test_write_eof_waits_for_the_buffer_and_twice_is_harmless(reactor: Reactor, 
 # -- item 14 ---------------------------------------------------------------------
 
 
-def test_reused_descriptor_never_gets_the_old_owners_events(reactor: Reactor, run) -> None:
+def test_reused_descriptor_never_gets_the_old_owners_events(reactor: Reactor, run, errors) -> None:
     old = Log()
     old_transport, old_peer = pair(reactor, old)
     fd = old_transport.get_extra_info("socket").fileno()
@@ -325,6 +327,7 @@ def test_reused_descriptor_never_gets_the_old_owners_events(reactor: Reactor, ru
     reactor._dispatch([(stale_key, selectors.EVENT_READ | selectors.EVENT_WRITE)])
     assert [c[0] for c in new.calls] == ["made"]
     assert [c[0] for c in old.calls] == ["made", "lost"]
+    assert errors == []  # the old transport did not touch its closed socket
     new_peer.sendall(b"mine")
     run(reactor, lambda: len(new.calls) > 1)
     assert new.calls[1] == ("data", b"mine")
@@ -373,17 +376,25 @@ def test_removing_a_closed_socket_is_tolerated(reactor: Reactor, run) -> None:
 # -- item 17 ---------------------------------------------------------------------
 
 
-def test_protocols_and_transports_are_collectable(reactor: Reactor, run) -> None:
+@pytest.mark.parametrize("ending", ["close", "abort", "peer reset"])
+def test_protocols_and_transports_are_collectable(reactor: Reactor, run, ending: str) -> None:
     def exchange() -> list:
         protocol = Log()
-        transport, peer = pair(reactor, protocol)
+        transport, peer = tcp_pair(reactor, protocol)
         peer.sendall(b"x")
         run(reactor, lambda: len(protocol.calls) > 1)
-        transport.close()
-        peer.close()
+        if ending == "close":
+            transport.close()
+        elif ending == "abort":
+            transport.abort()
+        if ending == "peer reset":
+            rst_close(peer)
+        else:
+            peer.close()
         run(reactor, lambda: protocol.lost)
         return [weakref.ref(protocol), weakref.ref(transport)]
 
     refs = exchange()
     gc.collect()
     assert [r() for r in refs] == [None, None]
+    assert reactor.registered_count() == 0

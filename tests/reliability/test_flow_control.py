@@ -105,6 +105,7 @@ class Recorder(Protocol):
 
     def resume_writing(self) -> None:
         self.events.append("resume")
+        self.size_at_resume = self.transport.get_write_buffer_size()
 
     def connection_lost(self, exc) -> None:
         self.lost = exc
@@ -174,6 +175,7 @@ def test_10000_writes_of_100_kib_pause_and_resume_exactly_once(reactor: Reactor,
         thread = _reader(peer, out, 0)
         run(reactor, lambda: transport.get_write_buffer_size() == 0, timeout=120)
         assert protocol.events == ["pause", "resume"]
+        assert 0 < protocol.size_at_resume <= MiB  # at the low mark, not once empty
         transport.close()
         run(reactor, lambda: protocol.closed, timeout=10)
         thread.join(30)

@@ -68,6 +68,8 @@ def test_out_of_descriptors_does_not_spin_and_recovers() -> None:
             time.sleep(1.5)  # starved: a spinning loop would burn ~1.5 s of CPU here
             cpu_used = cpu_seconds(server.proc.pid) - cpu_before
             assert cpu_used < 0.5, f"server used {cpu_used:.2f}s of CPU while starved"
+            while server._read(0.2):  # collect what it printed while we slept
+                pass
             assert sum("accept() failed" in line for line in server.lines) == 1
             accepted = len([ln for ln in server.lines if ln.startswith("accepted connection")])
             assert 0 < accepted < 60
@@ -87,7 +89,16 @@ def test_out_of_descriptors_does_not_spin_and_recovers() -> None:
 def test_sigterm_under_load_flushes_replies_and_refuses_new_clients() -> None:
     """Item 15: listeners close at once, in-flight replies are flushed,
     exit status 0."""
-    with Server(python("-m", "reactor", "serve", "echo", "--host", "127.0.0.1",
+    small_sndbuf = (  # replies must wait in the transport's buffer, not the kernel's
+        "import socket, sys\n"
+        "_accept = socket.socket.accept\n"
+        "def accept(self):\n"
+        "    conn, addr = _accept(self)\n"
+        "    conn.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4096)\n"
+        "    return conn, addr\n"
+        "socket.socket.accept = accept\n"
+        "from reactor.cli import main; sys.exit(main(sys.argv[1:]))")
+    with Server(python("-c", small_sndbuf, "serve", "echo", "--host", "127.0.0.1",
                        "--port", "0", "--grace", "10")) as server:
         clients = []
         payload = os.urandom(60_000)
@@ -148,6 +159,9 @@ def test_grace_period_then_abort_and_second_signal(second_signal: bool) -> None:
                 code = server.wait(timeout=5)
                 assert code == 1 and "second signal: exiting now" in server.lines
             else:
+                with pytest.raises(OSError):  # listener closed while the hog is still open
+                    socket.create_connection(("127.0.0.1", server.port), timeout=2).close()
+                assert server.proc.poll() is None
                 assert server.wait(timeout=10) == 0
                 assert time.monotonic() - started >= 0.5
             assert time.monotonic() - started < 5

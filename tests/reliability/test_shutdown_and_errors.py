@@ -131,7 +131,7 @@ def test_accept_errors_reported_once_and_service_continues(reactor: Reactor, run
         listener.close()
 
 
-def test_connect_errors_reported_once_nothing_leaks(reactor: Reactor, run) -> None:
+def test_connect_errors_reported_once_nothing_leaks(reactor: Reactor, run, errors) -> None:
     """Item 9 (connect side): refused, unknown host, timeout; then a good
     connection on the same reactor still works."""
     with socket.socket() as s:
@@ -153,6 +153,7 @@ def test_connect_errors_reported_once_nothing_leaks(reactor: Reactor, run) -> No
     run(reactor, lambda: len(outcomes) == 2)
     reactor.run_once(0)
     assert len(outcomes) == 2
+    assert errors == []  # delivered to the done callbacks, not reported twice
     for error, (_, _, reason) in zip(sorted(outcomes, key=lambda e: e.host),
                                      sorted(attempts, key=lambda a: a[0])):
         assert isinstance(error, ConnectError) and isinstance(error.reason, reason)

@@ -85,11 +85,13 @@ class ServerContext:
     """What every connection of one server shares: one object per server
     rather than four attributes per connection."""
 
-    __slots__ = ("reactor", "settings", "log", "idle")
+    __slots__ = ("reactor", "settings", "log", "idle", "now")
 
     def __init__(self, reactor: "Reactor", settings: Settings, log: Log,
                  idle: Optional[IdleQueue]) -> None:
         self.reactor = reactor
+        #: The reactor's clock, read directly on the per-chunk path.
+        self.now: Callable[[], float] = reactor._clock.now
         self.settings = settings
         self.log = log
         self.idle = idle
@@ -151,7 +153,7 @@ class ConversationProtocol(Protocol):
         self._after(self.machine.start(now), now)
 
     def data_received(self, data: bytes) -> None:
-        now = self._context.reactor.time()
+        now = self._context.now()
         self._after(self.machine.receive_data(data, now), now)
 
     def eof_received(self) -> Optional[bool]:
@@ -179,26 +181,28 @@ class ConversationProtocol(Protocol):
     # -- driving the machine ----------------------------------------------------
 
     def _after(self, events: List[Event], now: float) -> None:
+        # This runs for every chunk received: keep it to attribute reads.
         transport = self.transport
         assert transport is not None
-        out = self.machine.data_to_send()
+        machine = self.machine
+        context = self._context
+        out = machine.data_to_send()
         if out:
             transport.write(out)
-        if self._context.reactor.tracer is not None:
+        if context.reactor.tracer is not None:
             self._trace(events)
         for event in events:
             self.event_received(event)
-        if self.machine.finished:
+        if machine.finished:
             self._forget_deadlines()
             transport.close()
             return
-        deadlines = self.machine.deadlines
-        idle = self._context.idle
-        if idle is not None:
-            idle.touch(self, deadlines.last_activity)
-        if deadlines.message_deadline is not None and self._message_timer is None:
-            self._message_timer = self.reactor.call_at(deadlines.message_deadline,
-                                                       self._check_deadlines)
+        if context.idle is not None:
+            context.idle.touch(self, machine.last_activity)
+        if machine.message_started is not None and self._message_timer is None:
+            deadline = machine.message_deadline
+            if deadline is not None:
+                self._message_timer = context.reactor.call_at(deadline, self._check_deadlines)
 
     def _trace(self, events: List[Event]) -> None:
         tracer = self.reactor.tracer
@@ -322,7 +326,7 @@ class EchoProtocol(ConversationProtocol):
     def make_machine(self) -> Machine:
         s = self.settings
         return EchoMachine(idle_timeout=s.idle_timeout, message_timeout=s.message_timeout,
-                           record_size=s.record_size)
+                           record_size=s.record_size, report_echoes=s.verbose)
 
     def event_received(self, event: Event) -> None:
         if isinstance(event, Echoed):

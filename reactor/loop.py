@@ -328,7 +328,8 @@ class Reactor:
             self._trace_select(timeout, events)
         self._dispatch(events, selected)
         self._enqueue_due_timers(self._clock.now())
-        self._run_ready()
+        if self._ready:
+            self._run_ready()
         stats = self._stats
         stats.iterations += 1
         stats.select_time += selected - started

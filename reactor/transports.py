@@ -147,30 +147,30 @@ class Transport:
     def _handle_io(self, mask: int) -> None:
         # Check our current interest, not only the event: this step's event
         # list can hold readiness we stopped caring about earlier in the step.
+        # The read path is written out here rather than in a method of its
+        # own: it runs once per chunk received.
         if mask & EVENT_READ and self._flags & _WATCHING_READ:
-            self._read_ready()
+            try:
+                data = self._sock.recv(self.max_read_size)
+            except _TRY_AGAIN:
+                data = None
+            except OSError as exc:
+                self._fatal(exc)
+                return
+            if data:
+                reactor = self._reactor
+                reactor._stats.bytes_in += len(data)
+                if reactor.tracer is not None:
+                    reactor.tracer.record("read", reactor.tracer.id_of(self),
+                                          f"{len(data)} bytes")
+                try:
+                    self._protocol.data_received(data)  # type: ignore[union-attr]
+                except Exception as exc:
+                    self._user_error(exc, "data_received")
+            elif data is not None:
+                self._read_eof()
         if mask & EVENT_WRITE and self._flags & _WATCHING_WRITE:
             self._write_ready()
-
-    def _read_ready(self) -> None:
-        try:
-            data = self._sock.recv(self.max_read_size)
-        except _TRY_AGAIN:
-            return
-        except OSError as exc:
-            self._fatal(exc)
-            return
-        if data:
-            reactor = self._reactor
-            reactor._stats.bytes_in += len(data)
-            if reactor.tracer is not None:
-                reactor.tracer.record("read", reactor.tracer.id_of(self), f"{len(data)} bytes")
-            try:
-                self._protocol.data_received(data)  # type: ignore[union-attr]
-            except Exception as exc:
-                self._user_error(exc, "data_received")
-        else:
-            self._read_eof()
 
     def _read_eof(self) -> None:
         self._trace_state("open", "half-closed", "peer sent EOF")
@@ -194,6 +194,7 @@ class Transport:
             self._fatal(exc)
             return
         del buffer[:sent]
+        self._reactor._stats.bytes_out += sent
         self._note_sent(sent)
         if sent and self._stall is not None:
             self._stall[1] = self._reactor.time()
@@ -234,7 +235,10 @@ class Transport:
             except OSError as exc:
                 self._fatal(exc)
                 return
-            self._note_sent(sent)
+            reactor = self._reactor
+            reactor._stats.bytes_out += sent
+            if reactor.tracer is not None:
+                self._note_sent(sent)
             if sent == len(data):
                 return
             self._buffer = bytearray(memoryview(data)[sent:])
@@ -395,10 +399,10 @@ class Transport:
             stall[0] = self._reactor.call_at(deadline, self._check_stall)
 
     def _note_sent(self, sent: int) -> None:
-        reactor = self._reactor
-        reactor._stats.bytes_out += sent
-        if reactor.tracer is not None and sent:
-            reactor.tracer.record("write", reactor.tracer.id_of(self), f"{sent} bytes")
+        """Trace a send (the caller has counted it)."""
+        tracer = self._reactor.tracer
+        if tracer is not None and sent:
+            tracer.record("write", tracer.id_of(self), f"{sent} bytes")
 
     def _trace_state(self, old: str, new: str, cause: str) -> None:
         tracer = self._reactor.tracer

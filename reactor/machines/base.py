@@ -42,10 +42,14 @@ class Event:
     __slots__ = ()
 
 
-@dataclass(frozen=True)
+# Events are made per message or per chunk, so they are plain slotted
+# dataclasses: a frozen one's __init__ is several times slower.
+
+@dataclass
 class MessageReceived(Event):
     """A complete message (its delimiter removed)."""
 
+    __slots__ = ("data",)
     data: bytes
 
     @property
@@ -53,37 +57,43 @@ class MessageReceived(Event):
         return readable(self.data)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Echoed(Event):
     """Bytes that were queued to be sent back."""
 
+    __slots__ = ("data",)
     data: bytes
 
 
-@dataclass(frozen=True)
+@dataclass
 class EndOfStream(Event):
     """The peer closed its side; the machine is finished."""
 
+    __slots__ = ()
 
-@dataclass(frozen=True)
+
+@dataclass
 class IncompleteRecord(Event):
     """The peer closed with part of a record unsent; those bytes are dropped."""
 
+    __slots__ = ("size",)
     size: int
 
 
-@dataclass(frozen=True)
+@dataclass
 class TimedOut(Event):
     """A deadline passed; the machine is finished.  ``reason`` says which."""
 
+    __slots__ = ("reason",)
     reason: str
 
 
-@dataclass(frozen=True)
+@dataclass
 class Rejected(Event):
     """The peer broke a limit (e.g. message too long); the machine is
     finished.  ``reason`` says what."""
 
+    __slots__ = ("reason",)
     reason: str
 
 

@@ -30,6 +30,10 @@ __all__ = ["State", "Trigger", "TRANSITIONS", "EchoMachine"]
 
 
 class State(enum.Enum):
+    # Identity hashing in C: Enum's own __hash__ is Python code, and every
+    # input looks a (state, trigger) pair up in the table.
+    __hash__ = object.__hash__
+
     #: Created; ``start()`` has not been called.
     NEW = "new"
     #: Open, nothing held back.
@@ -41,6 +45,8 @@ class State(enum.Enum):
 
 
 class Trigger(enum.Enum):
+    __hash__ = object.__hash__
+
     #: The connection was made.
     START = "start"
     #: Bytes arrived and everything received has been echoed.
@@ -73,22 +79,23 @@ class EchoMachine(Deadlines):
 
     # Slots, and a buffer only while part of a record is held: a server keeps
     # one of these per connection.
-    __slots__ = ("state", "record_size", "_held", "_outgoing")
+    __slots__ = ("state", "finished", "record_size", "report_echoes", "_held", "_outgoing")
 
     def __init__(self, *, idle_timeout: Optional[float] = 30.0,
                  message_timeout: Optional[float] = None,
-                 record_size: Optional[int] = None) -> None:
+                 record_size: Optional[int] = None, report_echoes: bool = True) -> None:
         if record_size is not None and record_size < 1:
             raise ValueError(f"record_size must be at least 1, not {record_size!r}")
         super().__init__(idle_timeout, message_timeout)
         self.state = State.NEW
+        #: True once the machine is CLOSED: close the connection (after flushing).
+        self.finished = False
         self.record_size = record_size
+        #: Whether to report an ``Echoed`` event per chunk (for logging);
+        #: a server that does not log them is spared one object per chunk.
+        self.report_echoes = report_echoes
         self._held: Optional[bytearray] = None
         self._outgoing = b""
-
-    @property
-    def finished(self) -> bool:
-        return self.state is State.CLOSED
 
     @property
     def deadline(self) -> Optional[float]:
@@ -99,7 +106,11 @@ class EchoMachine(Deadlines):
         return out
 
     def _to(self, trigger: Trigger) -> None:
-        self.state = check_transition(type(self), TRANSITIONS, self.state, trigger)
+        try:
+            self.state = TRANSITIONS[self.state, trigger]
+        except KeyError:
+            check_transition(type(self), TRANSITIONS, self.state, trigger)  # raises, naming both
+        self.finished = self.state is S.CLOSED
 
     def start(self, now: float) -> List[Event]:
         self._to(T.START)
@@ -113,8 +124,9 @@ class EchoMachine(Deadlines):
         size = self.record_size
         if size is None:
             self._outgoing = self._outgoing + data if self._outgoing else data
-            self._to(T.ECHOED)
-            return [Echoed(data)]
+            if self.state is not S.OPEN:
+                self._to(T.ECHOED)  # the common case, OPEN -> OPEN, needs no lookup
+            return [Echoed(data)] if self.report_echoes else []
         held = self._held
         if held is None:
             held = self._held = bytearray(data)
@@ -126,7 +138,8 @@ class EchoMachine(Deadlines):
             out = bytes(held[:whole])
             del held[:whole]
             self._outgoing = self._outgoing + out if self._outgoing else out
-            events.append(Echoed(out))
+            if self.report_echoes:
+                events.append(Echoed(out))
         if held:
             if self.state is S.OPEN or whole:  # a new record began in this chunk
                 self.message_started = now

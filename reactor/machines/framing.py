@@ -33,6 +33,10 @@ __all__ = ["State", "Trigger", "TRANSITIONS", "MessageMachine"]
 
 
 class State(enum.Enum):
+    # Identity hashing in C: Enum's own __hash__ is Python code, and every
+    # input looks a (state, trigger) pair up in the table.
+    __hash__ = object.__hash__
+
     #: Created; ``start()`` has not been called.
     NEW = "new"
     #: Between messages: nothing is buffered.
@@ -44,6 +48,8 @@ class State(enum.Enum):
 
 
 class Trigger(enum.Enum):
+    __hash__ = object.__hash__
+
     #: The connection was made.
     START = "start"
     #: Bytes arrived and every message in the buffer ended.
@@ -86,7 +92,7 @@ class MessageMachine(Deadlines):
 
     # Slots, and buffers only while something is held: a server keeps one of
     # these per connection, most of them idle.
-    __slots__ = ("state", "max_message", "_buffer", "_scanned", "_outgoing")
+    __slots__ = ("state", "finished", "max_message", "_buffer", "_scanned", "_outgoing")
 
     def __init__(self, *, idle_timeout: Optional[float] = 30.0,
                  message_timeout: Optional[float] = None, max_message: int = 65536) -> None:
@@ -94,16 +100,14 @@ class MessageMachine(Deadlines):
             raise ValueError(f"max_message must be at least 1, not {max_message!r}")
         super().__init__(idle_timeout, message_timeout)
         self.state = State.NEW
+        #: True once the machine is CLOSED: close the connection (after flushing).
+        self.finished = False
         self.max_message = max_message
         self._buffer = _EMPTY  # bytes of an unfinished message (a bytearray then)
         self._scanned = 0  # bytes of _buffer already known to hold no delimiter
         self._outgoing = b""
 
     # -- outputs --------------------------------------------------------------
-
-    @property
-    def finished(self) -> bool:
-        return self.state is State.CLOSED
 
     @property
     def deadline(self) -> Optional[float]:
@@ -116,7 +120,11 @@ class MessageMachine(Deadlines):
     # -- inputs ---------------------------------------------------------------
 
     def _to(self, trigger: Trigger) -> None:
-        self.state = check_transition(type(self), TRANSITIONS, self.state, trigger)
+        try:
+            self.state = TRANSITIONS[self.state, trigger]
+        except KeyError:
+            check_transition(type(self), TRANSITIONS, self.state, trigger)  # raises, naming both
+        self.finished = self.state is S.CLOSED
 
     def start(self, now: float) -> List[Event]:
         self._to(T.START)

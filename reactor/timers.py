@@ -21,6 +21,7 @@ The clock is injected.  ``MonotonicClock`` reads ``time.monotonic``;
 from __future__ import annotations
 
 import heapq
+import itertools
 import time
 from typing import Any, Callable, List, Optional, Tuple
 
@@ -65,10 +66,15 @@ class TimerHandle:
         """Stop the call from happening.  Harmless if it already happened."""
         if not self.cancelled:
             self.cancelled = True
+            self.args = ()  # drop what the call would have kept alive
             queue = self._queue
             if queue is not None:
+                # The queue's bookkeeping, written out here: cancel() is half
+                # of every schedule-and-cancel pair, the commonest timer use.
                 self._queue = None
-                queue._note_cancelled()
+                queue._cancelled += 1
+                if queue._cancelled * 2 > len(queue._heap) >= queue.COMPACT_MIN:
+                    queue._compact()
 
     def __repr__(self) -> str:
         state = " cancelled" if self.cancelled else ""
@@ -89,7 +95,8 @@ class TimerQueue:
 
     def __init__(self) -> None:
         self._heap: List[_Entry] = []
-        self._seq = 0
+        #: Next scheduling number: orders timers with equal deadlines.
+        self._seq = itertools.count().__next__
         self._cancelled = 0
 
     def __len__(self) -> int:
@@ -104,19 +111,16 @@ class TimerQueue:
     def push(self, when: float, fn: Callable[..., Any],
              args: Tuple[Any, ...]) -> TimerHandle:
         handle = TimerHandle(when, fn, args, self)
-        self._seq += 1
-        heapq.heappush(self._heap, (when, self._seq, handle))
+        heapq.heappush(self._heap, (when, self._seq(), handle))
         return handle
 
-    def _note_cancelled(self) -> None:
-        self._cancelled += 1
+    def _compact(self) -> None:
+        # Rebuild in place: cheaper than popping cancelled entries one by
+        # one, and it is what stops cancel-heavy code growing the heap.
         heap = self._heap
-        if self._cancelled * 2 > len(heap) and len(heap) >= self.COMPACT_MIN:
-            # Rebuild in place: cheaper than popping cancelled entries one by
-            # one, and it is what stops cancel-heavy code growing the heap.
-            heap[:] = [entry for entry in heap if not entry[2].cancelled]
-            heapq.heapify(heap)
-            self._cancelled = 0
+        heap[:] = [entry for entry in heap if not entry[2].cancelled]
+        heapq.heapify(heap)
+        self._cancelled = 0
 
     def next_deadline(self) -> Optional[float]:
         """The earliest live deadline, or ``None`` when no timer is pending.

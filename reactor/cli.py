@@ -216,8 +216,9 @@ class GracefulStop:
             self.log("second signal: exiting now")
             os._exit(1)
         self.stopping = True
-        self.log(f"{signal.Signals(sig).name}: shutting down")
+        # Listeners close first: whoever reads the line below may connect.
         self.reactor.shutdown(self.grace)
+        self.log(f"{signal.Signals(sig).name}: shutting down")
 
 
 def _listen(reactor: Reactor, kind: str, host: str, port: Optional[int],

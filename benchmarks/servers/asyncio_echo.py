@@ -1,0 +1,88 @@
+"""Echo server on asyncio: the benchmarks' baselines.
+
+    python asyncio_echo.py [--streams] [--uvloop] [--host 127.0.0.1] [--port 0]
+
+Default: an ``asyncio.Protocol`` whose ``data_received`` writes the data
+back (the baseline every ratio is taken against).  ``--streams``: the same
+with ``asyncio.start_server`` (StreamReader/StreamWriter, one task per
+connection).  ``--uvloop``: the same code on uvloop's event loop.
+
+Prints ``Socket port N`` first, then one line per accepted and per closed
+connection, as ``python -m reactor serve echo`` does.  No idle timeout.
+SIGTERM or SIGINT stops it.
+"""
+
+import argparse
+import asyncio
+import signal
+
+
+def log(line: str) -> None:
+    print(line, flush=True)
+
+
+def peer(transport: asyncio.BaseTransport) -> str:
+    host, port = transport.get_extra_info("peername")[:2]
+    return f"{host}:{port}"
+
+
+class EchoProtocol(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+        self.peer = peer(transport)
+        log(f"accepted connection from {self.peer}")
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+    def connection_lost(self, exc):
+        log(f"connection from {self.peer} closed")
+
+
+async def handle_stream(reader, writer):
+    name = peer(writer.transport)
+    log(f"accepted connection from {name}")
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    except ConnectionError:
+        pass
+    finally:
+        writer.close()
+        log(f"connection from {name} closed")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--streams", action="store_true")
+    parser.add_argument("--uvloop", action="store_true")
+    args = parser.parse_args()
+    if args.uvloop:
+        import uvloop
+        loop = uvloop.new_event_loop()
+    else:
+        loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    if args.streams:
+        start = asyncio.start_server(handle_stream, args.host, args.port, backlog=100)
+    else:
+        start = loop.create_server(EchoProtocol, args.host, args.port, backlog=100)
+    server = loop.run_until_complete(start)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, loop.stop)
+    log(f"Socket port {server.sockets[0].getsockname()[1]}")
+    try:
+        loop.run_forever()
+    finally:
+        server.close()
+        loop.close()
+
+
+if __name__ == "__main__":
+    main()

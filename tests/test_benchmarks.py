@@ -1,0 +1,199 @@
+"""The benchmark suite (benchmarks/run.py) at tiny sizes, so that it cannot rot.
+
+Quick mode: one round of half-second windows, only our server, asyncio and
+the C floor, a few connections, 200 idle ones, 1,000 timers.  Outputs go to
+a temporary directory.  Skipped only when there is no C compiler to build
+the load generator with.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ElementTree
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Dict, List
+
+import pytest
+
+from reactor import Protocol, Reactor, Transport
+
+from .conftest import run_until
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_suite() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("reactor_benchmarks_run",
+                                                  ROOT / "benchmarks" / "run.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+bench = _load_suite()
+
+
+@pytest.fixture(scope="module")
+def tools(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    if bench.find_compiler() is None:
+        pytest.skip("no C compiler (cc, gcc or clang) to build the load generator with")
+    return bench.build(tmp_path_factory.mktemp("bench-build"))
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_quick_suite_measures_every_server_and_writes_its_results(
+        tools: Any, tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    results = bench.run_suite(bench.QUICK, out, tmp_path / "build", progress=None)
+    records: List[Dict[str, Any]] = results["records"]
+
+    # Every run happened, and no server outlived its run.
+    cfg = bench.QUICK
+    assert len(records) == len(cfg.echo) * len(cfg.echo_servers) \
+        + len(cfg.churn_servers) + len(cfg.timer_impls)
+    failed = [(r["kind"], r.get("workload"), r.get("server"), r.get("error"))
+              for r in records if not r["ok"]]
+    assert not failed
+    for r in records:
+        if "server_pid" in r:
+            assert not _alive(r["server_pid"]), f"server {r['server_pid']} still running"
+
+    # Echo: requests were served, every byte came back right, CPU was measured.
+    echo = [r for r in records if r["kind"] == "echo"]
+    assert {r["server"] for r in echo} == {"reactor", "asyncio-protocol", "c-epoll"}
+    for r in echo:
+        lg = r["loadgen"]
+        assert lg["requests"] > 0 and r["rps"] > 0
+        assert lg["errors"] == lg["mismatches"] == lg["unexpected_bytes"] == 0
+        assert lg["bytes_verified"] == lg["total_requests"] * r["size"] > 0
+        assert r["cpu_us_per_request"] > 0
+        assert lg["latency_us"]["p50"] <= lg["latency_us"]["p99"]
+    idle = [r for r in echo if r["workload"] == "1k-idle"]
+    assert idle and all(r["idle_accepted"] == r["idle_open"] == 200 for r in idle)
+    assert all(r["loadgen"]["idle_closed_by_server"] == 0 for r in idle)
+    assert all(isinstance(r.get("kib_per_idle_conn"), float) for r in idle)
+
+    # Churn: every connection got the exact greeting.
+    churn = [r for r in records if r["kind"] == "churn"]
+    assert {r["server"] for r in churn} == {"reactor", "asyncio-protocol"}
+    for r in churn:
+        lg = r["loadgen"]
+        assert lg["requests"] > 0 and lg["errors"] == 0
+        assert lg["bytes_verified"] == lg["total_requests"] * len(bench.ACK)
+
+    # Timers: both loops, per-pair times.
+    timers = {r["impl"]: r for r in records if r["kind"] == "timers"}
+    assert set(timers) == {"reactor", "asyncio"}
+    assert all(r["count"] == 1000 and r["us_per_pair"] > 0 for r in timers.values())
+
+    # The summary: the baseline's ratio is 1 by definition, the others measured.
+    rows = results["summary"]["echo"]["1k"]["servers"]
+    assert rows["asyncio-protocol"]["ratio"] == pytest.approx(1.0)
+    assert rows["reactor"]["ratio"] > 0 and rows["c-epoll"]["ratio"] > 0
+    assert results["summary"]["churn"]["reactor"]["cps_ratio"] > 0
+    results_by_target = {t["target"]: t["result"] for t in results["targets"]}
+    assert set(results_by_target.values()) <= {"pass", "miss", "n/a"}
+    assert any("uvloop" in name for name, result in results_by_target.items()
+               if result == "n/a")  # uvloop does not run in quick mode
+
+    # The JSON file holds the raw figures and the machine; the SVG is an image.
+    saved = json.loads((out / "latest.json").read_text())
+    assert {"machine", "config", "records", "summary", "targets", "table",
+            "wall_seconds"} <= set(saved)
+    assert {"cpu_model", "cores", "python"} <= set(saved["machine"])
+    assert saved["records"] == json.loads(json.dumps(records))
+    svg = ElementTree.parse(out / "latest.svg").getroot()
+    assert svg.tag == "{http://www.w3.org/2000/svg}svg"
+    assert len(svg.findall("{http://www.w3.org/2000/svg}rect")) > 10
+
+    # The table names the machine, every server and every target.
+    table = results["table"]
+    assert saved["machine"]["cpu_model"] in table
+    for name in ("reactor", "asyncio-protocol", "c-epoll", "Targets", "KiB/conn"):
+        assert name in table
+
+
+class Corrupt(Protocol):
+    """Echoes with the first byte of every chunk flipped."""
+
+    def connection_made(self, transport: Transport) -> None:  # type: ignore[override]
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(bytes([data[0] ^ 0xFF]) + data[1:])
+
+
+def test_load_generator_reports_bytes_that_do_not_come_back_right(
+        tools: Any, reactor: Reactor) -> None:
+    listener = reactor.listen_tcp(Corrupt, "127.0.0.1", 0)
+    proc = subprocess.Popen(
+        [tools.loadgen, "--port", str(listener.port), "--conns", "2", "--size", "64",
+         "--warmup", "0", "--duration", "0.3", "--timeout", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        run_until(reactor, lambda: proc.poll() is not None, timeout=15)
+        stdout, stderr = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    listener.close()
+    run_until(reactor, lambda: not listener.connections)
+    assert proc.returncode == 0, stderr
+    data = json.loads(stdout)
+    assert data["requests"] > 0
+    assert data["mismatches"] == data["total_requests"]
+    assert data["errors"] >= data["mismatches"]
+    assert data["bytes_verified"] < data["total_requests"] * 64
+
+
+def test_load_generator_stays_on_loopback(tools: Any) -> None:
+    result = subprocess.run([tools.loadgen, "--host", "192.0.2.1", "--port", "9",
+                             "--duration", "0.1"], capture_output=True, text=True, timeout=10)
+    assert result.returncode == 2
+    assert "loopback" in result.stderr
+    assert result.stdout == ""
+
+
+def test_table_and_chart_show_what_was_not_measured() -> None:
+    """Rendering copes with servers that did not run or failed."""
+    cfg = bench.QUICK
+    records = [
+        {"kind": "echo", "workload": "1k", "server": "reactor", "round": 1, "ok": False,
+         "error": "server exited with status 1"},
+        {"kind": "timers", "impl": "reactor", "round": 1, "ok": True, "us_per_pair": 0.5},
+        {"kind": "timers", "impl": "asyncio", "round": 1, "ok": True, "us_per_pair": 1.0},
+    ]
+    summary = bench.summarize(cfg, records, ["reactor"], [])
+    targets = bench.evaluate_targets(cfg, records, summary)
+    results = {"mode": "quick", "config": {"rounds": 1, "duration": 0.5, "warmup": 0.1,
+                                           "churn_conns": 4, "timers": 1000},
+               "machine": {"cpu_model": "CPU", "cores": 2, "python": "CPython 3",
+                           "system": "Linux", "server_cpu": 0, "client_cpu": 1},
+               "date": "today", "summary": summary, "targets": targets, "notes": []}
+    table = bench.format_table(results)
+    assert "1/1 failed: server exited with status 1" in table
+    assert "timers: call_later+cancel time, asyncio / reactor" in table
+    assert {t["result"] for t in targets} == {"n/a", "miss"}
+    svg = ElementTree.fromstring(bench.render_svg(results))
+    assert "not measured" in ElementTree.tostring(svg, encoding="unicode")
+
+
+def test_idle_connections_are_capped_by_what_the_machine_allows() -> None:
+    assert bench.feasible_idle(10, 5) == 10
+    assert 0 <= bench.feasible_idle(10**9, 50) < 10**9
+    assert os.cpu_count()

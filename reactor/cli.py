@@ -103,7 +103,8 @@ def _seconds(text: str) -> float:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(prog="reactor", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="reactor", description="Run the seed conversations' servers and "
+                     "clients, or a demo that runs them all at once on one reactor.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     commands.required = True
 

@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
-from typing import List, Mapping, Optional, Tuple, Type, TypeVar
+from typing import Any, ClassVar, List, Mapping, Optional, Tuple, Type, TypeVar
 
 __all__ = [
     "Event", "MessageReceived", "Echoed", "EndOfStream", "TimedOut", "Rejected",
-    "IncompleteRecord", "MachineError", "readable", "check_transition", "Deadlines",
+    "IncompleteRecord", "MachineError", "readable", "check_transition", "Deadlines", "Machine",
 ]
 
 
@@ -171,3 +171,60 @@ class Deadlines:
 
 
 EventList = List[Event]
+
+
+class Machine(Deadlines):
+    """What every conversation machine shares: its state and the one place
+    it changes, the outgoing bytes, and the deadline check.
+
+    A subclass sets ``TRANSITIONS`` (its table), ``INITIAL``, ``CLOSED`` and
+    ``TIMEOUT`` (its trigger for a passed deadline), and ``_drop_held()`` to
+    forget whatever it buffered when it times out.
+    """
+
+    TRANSITIONS: ClassVar[Mapping[Tuple[Any, Any], Any]]
+    INITIAL: ClassVar[enum.Enum]
+    CLOSED: ClassVar[enum.Enum]
+    TIMEOUT: ClassVar[enum.Enum]
+
+    __slots__ = ("state", "finished", "_outgoing")
+
+    def __init__(self, idle_timeout: Optional[float], message_timeout: Optional[float]) -> None:
+        super().__init__(idle_timeout, message_timeout)
+        self.state: Any = self.INITIAL
+        #: True once the machine is CLOSED: close the connection (after flushing).
+        self.finished = False
+        self._outgoing = b""
+
+    @property
+    def deadline(self) -> Optional[float]:
+        """When ``handle_timer`` is next due, or ``None``."""
+        return None if self.finished else self.next
+
+    def data_to_send(self) -> bytes:
+        """The bytes to write now (handed over once)."""
+        out, self._outgoing = self._outgoing, b""
+        return out
+
+    def _to(self, trigger: enum.Enum) -> None:
+        """The one place the state changes, always through the table."""
+        try:
+            self.state = self.TRANSITIONS[self.state, trigger]
+        except KeyError:
+            check_transition(type(self), self.TRANSITIONS, self.state, trigger)  # raises
+        self.finished = self.state is self.CLOSED
+
+    def handle_timer(self, now: float) -> List[Event]:
+        """Check the deadlines at ``now``.  Harmless when none has passed,
+        before ``start()``, or once finished."""
+        if (self.state, self.TIMEOUT) not in self.TRANSITIONS:
+            return []
+        reason = self.expired(now)
+        if reason is None:
+            return []
+        self._to(self.TIMEOUT)
+        self._drop_held()
+        return [TimedOut(reason)]
+
+    def _drop_held(self) -> None:  # pragma: no cover  (each machine has one)
+        raise NotImplementedError

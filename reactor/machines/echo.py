@@ -16,15 +16,7 @@ from __future__ import annotations
 import enum
 from typing import List, Optional
 
-from .base import (
-    Deadlines,
-    Echoed,
-    EndOfStream,
-    Event,
-    IncompleteRecord,
-    TimedOut,
-    check_transition,
-)
+from .base import Echoed, EndOfStream, Event, IncompleteRecord, Machine
 
 __all__ = ["State", "Trigger", "TRANSITIONS", "EchoMachine"]
 
@@ -73,13 +65,15 @@ TRANSITIONS = {
 }
 
 
-class EchoMachine(Deadlines):
+class EchoMachine(Machine):
     """Sends back what it receives, whole records at a time if
     ``record_size`` is set."""
 
     # Slots, and a buffer only while part of a record is held: a server keeps
     # one of these per connection.
-    __slots__ = ("state", "finished", "record_size", "report_echoes", "_held", "_outgoing")
+    TRANSITIONS, INITIAL, CLOSED, TIMEOUT = TRANSITIONS, S.NEW, S.CLOSED, T.TIMEOUT
+
+    __slots__ = ("record_size", "report_echoes", "_held")
 
     def __init__(self, *, idle_timeout: Optional[float] = 30.0,
                  message_timeout: Optional[float] = None,
@@ -87,30 +81,13 @@ class EchoMachine(Deadlines):
         if record_size is not None and record_size < 1:
             raise ValueError(f"record_size must be at least 1, not {record_size!r}")
         super().__init__(idle_timeout, message_timeout)
-        self.state = State.NEW
-        #: True once the machine is CLOSED: close the connection (after flushing).
-        self.finished = False
         self.record_size = record_size
         #: Whether to report an ``Echoed`` event per chunk (for logging);
         #: a server that does not log them is spared one object per chunk.
         self.report_echoes = report_echoes
         self._held: Optional[bytearray] = None
-        self._outgoing = b""
 
-    @property
-    def deadline(self) -> Optional[float]:
-        return None if self.finished else self.next
-
-    def data_to_send(self) -> bytes:
-        out, self._outgoing = self._outgoing, b""
-        return out
-
-    def _to(self, trigger: Trigger) -> None:
-        try:
-            self.state = TRANSITIONS[self.state, trigger]
-        except KeyError:
-            check_transition(type(self), TRANSITIONS, self.state, trigger)  # raises, naming both
-        self.finished = self.state is S.CLOSED
+    # -- inputs (outputs, the transition check and handle_timer: base.Machine)
 
     def start(self, now: float) -> List[Event]:
         self._to(T.START)
@@ -159,13 +136,5 @@ class EchoMachine(Deadlines):
         events.append(EndOfStream())
         return events
 
-    def handle_timer(self, now: float) -> List[Event]:
-        """Check the deadlines at ``now``; harmless if none has passed."""
-        if self.state not in (S.OPEN, S.IN_RECORD):
-            return []
-        reason = self.expired(now)
-        if reason is None:
-            return []
-        self._to(T.TIMEOUT)
+    def _drop_held(self) -> None:
         self._held = None
-        return [TimedOut(reason)]

@@ -19,15 +19,7 @@ import enum
 import re
 from typing import List, Optional
 
-from .base import (
-    Deadlines,
-    EndOfStream,
-    Event,
-    MessageReceived,
-    Rejected,
-    TimedOut,
-    check_transition,
-)
+from .base import EndOfStream, Event, Machine, MessageReceived, Rejected
 
 __all__ = ["State", "Trigger", "TRANSITIONS", "MessageMachine"]
 
@@ -83,7 +75,7 @@ _DELIMITER = re.compile(b"[\n\0]")
 _EMPTY = bytearray()  # shared and never mutated: "nothing buffered"
 
 
-class MessageMachine(Deadlines):
+class MessageMachine(Machine):
     """Splits a byte stream into messages.  Subclasses set ``greeting``
     (bytes sent on start)."""
 
@@ -92,39 +84,20 @@ class MessageMachine(Deadlines):
 
     # Slots, and buffers only while something is held: a server keeps one of
     # these per connection, most of them idle.
-    __slots__ = ("state", "finished", "max_message", "_buffer", "_scanned", "_outgoing")
+    TRANSITIONS, INITIAL, CLOSED, TIMEOUT = TRANSITIONS, S.NEW, S.CLOSED, T.TIMEOUT
+
+    __slots__ = ("max_message", "_buffer", "_scanned")
 
     def __init__(self, *, idle_timeout: Optional[float] = 30.0,
                  message_timeout: Optional[float] = None, max_message: int = 65536) -> None:
         if max_message < 1:
             raise ValueError(f"max_message must be at least 1, not {max_message!r}")
         super().__init__(idle_timeout, message_timeout)
-        self.state = State.NEW
-        #: True once the machine is CLOSED: close the connection (after flushing).
-        self.finished = False
         self.max_message = max_message
         self._buffer = _EMPTY  # bytes of an unfinished message (a bytearray then)
         self._scanned = 0  # bytes of _buffer already known to hold no delimiter
-        self._outgoing = b""
 
-    # -- outputs --------------------------------------------------------------
-
-    @property
-    def deadline(self) -> Optional[float]:
-        return None if self.finished else self.next
-
-    def data_to_send(self) -> bytes:
-        out, self._outgoing = self._outgoing, b""
-        return out
-
-    # -- inputs ---------------------------------------------------------------
-
-    def _to(self, trigger: Trigger) -> None:
-        try:
-            self.state = TRANSITIONS[self.state, trigger]
-        except KeyError:
-            check_transition(type(self), TRANSITIONS, self.state, trigger)  # raises, naming both
-        self.finished = self.state is S.CLOSED
+    # -- inputs (outputs, the transition check and handle_timer: base.Machine)
 
     def start(self, now: float) -> List[Event]:
         self._to(T.START)
@@ -185,17 +158,8 @@ class MessageMachine(Deadlines):
         events.append(EndOfStream())
         return events
 
-    def handle_timer(self, now: float) -> List[Event]:
-        """Check the deadlines at ``now``.  Harmless when none has passed or
-        the machine is already finished."""
-        if self.state not in (S.IDLE, S.IN_MESSAGE):
-            return []
-        reason = self.expired(now)
-        if reason is None:
-            return []
-        self._to(T.TIMEOUT)
+    def _drop_held(self) -> None:
         self._buffer = _EMPTY
-        return [TimedOut(reason)]
 
     def _reject(self) -> List[Event]:
         self._to(T.TOO_LONG)

@@ -44,16 +44,48 @@ class StdoutClosed(SystemExit):
     """Whoever read our output went away (``reactor serve | head``)."""
 
 
+def _stdout_gone() -> NoReturn:
+    # Exit quietly, as a program killed by SIGPIPE would; point stdout at
+    # /dev/null so the interpreter's final flush does not complain again.
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    raise StdoutClosed(141) from None
+
+
 def out(line: str) -> None:
+    """Print one line and flush it at once."""
     try:
         print(line, flush=True)
     except BrokenPipeError:
-        # Exit quietly, as a program killed by SIGPIPE would; point stdout at
-        # /dev/null so the interpreter's final flush does not complain again.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
-        raise StdoutClosed(141) from None
+        _stdout_gone()
+
+
+class StepOutput:
+    """A server's log: each line is written when it happens and flushed at
+    the end of the loop step that wrote it.  A busy server then makes one
+    write() for many lines (each costs a system call), while a quiet one
+    still shows every line at once."""
+
+    def __init__(self, reactor: Reactor) -> None:
+        self.reactor = reactor
+        self.pending = False
+
+    def __call__(self, line: str) -> None:
+        try:
+            sys.stdout.write(line + "\n")
+        except BrokenPipeError:
+            _stdout_gone()
+        if not self.pending:
+            self.pending = True
+            self.reactor.call_soon(self.flush)
+
+    def flush(self) -> None:
+        self.pending = False
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _stdout_gone()
 
 
 def report_error(reactor: Reactor, context: Dict[str, Any]) -> None:
@@ -215,6 +247,7 @@ class GracefulStop:
     def on_signal(self, sig: int) -> None:
         if self.stopping:
             self.log("second signal: exiting now")
+            sys.stdout.flush()
             os._exit(1)
         self.stopping = True
         # Listeners close first: whoever reads the line below may connect.
@@ -236,17 +269,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings(idle_timeout=args.timeout, message_timeout=args.message_timeout,
                         max_message=args.max_message, record_size=args.record_size,
                         write_timeout=args.write_timeout, verbose=args.verbose)
-    with Reactor(trace=Tracer(echo=out) if args.trace else None) as reactor:
+    with Reactor() as reactor:
+        log = StepOutput(reactor)
+        if args.trace:
+            reactor.tracer = Tracer(echo=log)
         reactor.set_exception_handler(report_error)
         if args.stats:
             _print_stats_every(reactor, args.stats)
-        listener = _listen(reactor, args.kind, args.host, args.port, settings, out)
+        listener = _listen(reactor, args.kind, args.host, args.port, settings, log)
         # Handlers first: whoever reads the port line may signal at once.
-        GracefulStop(reactor, args.grace, out).install()
+        GracefulStop(reactor, args.grace, log).install()
         out(f"Socket port {listener.port}")
         for address in listener.addresses:
             out(f"{args.kind} server listening on {format_address(address)}")
         reactor.run()
+        log.flush()
         listener.close()
     return 0
 

@@ -8,6 +8,7 @@ Run:  python examples/ack_client.py HOST [PORT]     (default port 50544)
 """
 
 import sys
+import threading
 
 from reactor import Reactor
 from reactor.clients import AckClient
@@ -20,10 +21,13 @@ def main():
 
     def ask(answer):
         print("What message for the server? : ", end="", flush=True)
-        # Reading stdin blocks, so it runs in a worker thread; the answer
-        # comes back on the reactor thread.
-        reactor.run_in_thread(sys.stdin.readline).add_done_callback(
-            lambda call: answer(None if call.exception() else call.result() or None))
+        # Reading stdin blocks, so it happens in a thread; the answer comes
+        # back on the reactor thread.  A daemon thread: if the server goes
+        # away first, a read still waiting must not keep us from exiting.
+        def read():
+            reactor.call_soon_threadsafe(answer, sys.stdin.readline() or None)
+
+        threading.Thread(target=read, daemon=True).start()
 
     client = AckClient(ask, log=lambda line: print(line, flush=True),
                        on_done=lambda _: reactor.stop())

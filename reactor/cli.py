@@ -21,6 +21,7 @@ import os
 import signal
 import socket
 import sys
+import threading
 import traceback
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence
 
@@ -333,14 +334,28 @@ def cmd_ack_client(args: argparse.Namespace) -> int:
 
     def ask(answer: Callable[[Optional[str]], None]) -> None:
         print("What message for the server? : ", end="", flush=True)
-        holder[0].run_in_thread(sys.stdin.readline).add_done_callback(
-            lambda call: answer(None if call.exception() else call.result() or None))
+        read_line_in_background(holder[0], answer)
 
     client = _run_client(args.host, args.port, AckClient(ask, log=out), args.timeout,
                          setup=holder.append)
     if not client.ok:
         raise UserError(client.problem or "failed")
     return 0
+
+
+def read_line_in_background(reactor: Reactor, answer: Callable[[Optional[str]], None]) -> None:
+    """Read one line of standard input without blocking the loop, and call
+    ``answer(line or None)`` on the reactor thread.  A daemon thread, not
+    ``run_in_thread``: if the client gives up first (timeout, server gone),
+    a read still waiting on the terminal must not keep the process alive."""
+    def read() -> None:
+        try:
+            line: Optional[str] = sys.stdin.readline() or None
+        except (OSError, ValueError):
+            line = None
+        reactor.call_soon_threadsafe(answer, line)
+
+    threading.Thread(target=read, name="reactor-stdin", daemon=True).start()
 
 
 def cmd_echo_client(args: argparse.Namespace) -> int:

@@ -23,7 +23,6 @@ Subclass ``AckProtocol``, ``ReadProtocol`` or ``EchoProtocol`` and override
 from __future__ import annotations
 
 import logging
-import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Type, Union
 
@@ -197,8 +196,10 @@ class ConversationProtocol(Protocol):
             self._forget_deadlines()
             transport.close()
             return
-        if context.idle is not None:
-            context.idle.touch(self, machine.last_activity)
+        if context.idle is not None and machine.last_activity == now:
+            # Only real activity (bytes, or the start) moves us in the idle
+            # queue: re-queueing with an older time would break its order.
+            context.idle.touch(self, now)
         if machine.message_started is not None and self._message_timer is None:
             deadline = machine.message_deadline
             if deadline is not None:
@@ -220,7 +221,13 @@ class ConversationProtocol(Protocol):
                 tracer.record("event", conn, repr(event))
 
     def _check_deadlines(self) -> None:
+        """The message timer fired."""
         self._message_timer = None
+        self._on_deadline()
+
+    def _on_deadline(self) -> None:
+        """A deadline may have passed (message timer or idle queue): the
+        machine decides."""
         if self.transport is None or self.transport.is_closing():
             return
         now = self.reactor.time()
@@ -257,15 +264,13 @@ class ConversationProtocol(Protocol):
 
 
 def _idle_expired(protocol: ConversationProtocol, now: float) -> None:
-    protocol._check_deadlines()
-
-
-_idle_queues: "weakref.WeakKeyDictionary[Reactor, Dict[float, IdleQueue]]" = \
-    weakref.WeakKeyDictionary()
+    protocol._on_deadline()
 
 
 def _shared_idle_queue(reactor: "Reactor", timeout: float) -> IdleQueue:
-    queues = _idle_queues.setdefault(reactor, {})
+    """The reactor's idle queue for ``timeout``, shared by conversation
+    protocols made without ``serve()``."""
+    queues = reactor._idle_queues
     if timeout not in queues:
         queues[timeout] = IdleQueue(reactor, timeout, _idle_expired)
     return queues[timeout]

@@ -43,6 +43,7 @@ import threading
 from time import perf_counter
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple, Union
 
+from .idle import IdleQueue
 from .servers import DEFAULT_BACKLOG, Connector, Hosts, Listener
 from .timers import Clock, MonotonicClock, TimerHandle, TimerQueue
 from .trace import Tracer
@@ -227,6 +228,11 @@ class Reactor:
         self.tracer: Optional[Tracer] = Tracer() if trace is True else (trace or None)
         self._old_wakeup_fd = -1
         self._listeners: Set[Listener] = set()  # open ones, for shutdown()
+        self._shutting_down = False
+        self._in_step = False
+        #: Idle queues shared by conversation protocols made without serve(),
+        #: one per timeout (see reactor.conversations).
+        self._idle_queues: Dict[float, IdleQueue] = {}
         self._waker = _Waker()
         self._selector.register(self._waker.reader, EVENT_READ, self._waker)
         #: The host-name resolver used by ``listen_tcp`` and ``connect_tcp``;
@@ -320,6 +326,15 @@ class Reactor:
         """One step of the loop.  Blocks at most ``timeout`` seconds (``None``:
         until something happens).  This is the only place user code is
         called from."""
+        if self._in_step:
+            raise RuntimeError("run_once() called from inside a callback of the same reactor")
+        self._in_step = True
+        try:
+            self._step(timeout)
+        finally:
+            self._in_step = False
+
+    def _step(self, timeout: Optional[float]) -> None:
         timeout = self._select_timeout(timeout)
         started = perf_counter()
         events = self._selector.select(timeout)
@@ -554,6 +569,9 @@ class Reactor:
         """Graceful stop of every listener this reactor has open: see
         ``Listener.shutdown``.  Once all their connections are gone (at most
         ``grace`` seconds from now), ``stop()`` is called."""
+        if self._shutting_down:
+            return  # the first call's deadline stands
+        self._shutting_down = True
         listeners = list(self._listeners)
         remaining = [len(listeners)]
 
@@ -578,8 +596,10 @@ class Reactor:
             raise RuntimeError("this reactor is closed")
 
     def close(self) -> None:
-        """Release the selector, the self-pipe, the worker threads and any
-        signal handlers.  Transports still open are not closed for you."""
+        """Release the selector, the self-pipe, open listeners, the worker
+        threads and any signal handlers.  Transports still open are not
+        closed for you.  A worker thread blocked in ``run_in_thread`` work
+        still delays the interpreter's exit until that work returns."""
         if self._running:
             raise RuntimeError("cannot close a running reactor")
         if self._closed:
@@ -587,6 +607,8 @@ class Reactor:
         self._closed = True
         for sig in list(self._signals):
             self.remove_signal_handler(sig)
+        for listener in list(self._listeners):
+            listener.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None

@@ -19,7 +19,7 @@ once, when the server that accepted the connection is shutting down.
 raised, and it is never called from inside another of these callbacks: it
 always starts from the loop itself, in a later callback slot.
 
-An exception raised by a callback does not escape into the loop.  It goes to
+An exception raised by one of these callbacks does not escape into the loop.  It goes to
 the reactor's exception handler with the connection as context, and that
 connection is aborted; every other connection carries on.
 """

@@ -18,6 +18,7 @@ places; nothing is formatted or stored.
 from __future__ import annotations
 
 import collections
+import itertools
 import time
 import weakref
 from typing import Any, Callable, Deque, List, NamedTuple, Optional
@@ -50,6 +51,7 @@ class Tracer:
         # Connection ids live here, not on the transports: tracing is rare,
         # and every attribute on a transport costs memory per connection.
         self._ids: "weakref.WeakKeyDictionary[Any, int]" = weakref.WeakKeyDictionary()
+        self._next_id = itertools.count(1).__next__  # never reused, unlike len(_ids)
         self._states: "weakref.WeakKeyDictionary[Any, Any]" = weakref.WeakKeyDictionary()
 
     def id_of(self, transport: Any) -> Optional[int]:
@@ -59,7 +61,7 @@ class Tracer:
             return None
         number = self._ids.get(transport)
         if number is None:
-            number = self._ids[transport] = len(self._ids) + 1
+            number = self._ids[transport] = self._next_id()
         return number
 
     def state_changed(self, owner: Any, state: Any) -> Any:

@@ -237,8 +237,7 @@ class Transport:
                 return
             reactor = self._reactor
             reactor._stats.bytes_out += sent
-            if reactor.tracer is not None:
-                self._note_sent(sent)
+            self._note_sent(sent)
             if sent == len(data):
                 return
             self._buffer = bytearray(memoryview(data)[sent:])
@@ -454,7 +453,9 @@ class Transport:
         if self._flags & _LOST:
             return
         self._trace_state("open", "closing", f"aborted ({exc!r})" if exc else "abort() called")
-        self._flags |= _CLOSING
+        # Nothing is buffered any more, so the protocol must never be told
+        # to resume writing.
+        self._flags = (self._flags | _CLOSING) & ~_WRITING_PAUSED
         self._buffer = _NO_BUFFER
         self._schedule_lost(exc)
 

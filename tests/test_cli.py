@@ -243,3 +243,29 @@ def test_sigterm_right_after_the_port_line_is_clean() -> None:
     for _ in range(5):
         with serve("read") as server:
             assert server.stop(signal.SIGTERM) == 0
+
+
+def test_ack_client_gives_up_even_while_stdin_stays_open() -> None:
+    import subprocess
+    import time as time_module
+
+    from .procs import ROOT, env
+    with serve("ack", "--port", "0", "--host", "127.0.0.1") as server:
+        started = time_module.monotonic()
+        proc = subprocess.Popen(python("-m", "reactor", "ack-client", "127.0.0.1",
+                                       str(server.port), "--timeout", "0.5"),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, cwd=ROOT, env=env())
+        try:
+            proc.wait(timeout=10)  # stdin held open and never written
+            err = proc.stderr.read()  # type: ignore[union-attr]
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            for pipe in (proc.stdin, proc.stdout, proc.stderr):
+                pipe.close()  # type: ignore[union-attr]
+        assert proc.returncode == 1
+        assert b"no answer within 0.5s" in err
+        assert time_module.monotonic() - started < 8
+        assert server.stop() == 0

@@ -217,3 +217,37 @@ def _readable(sock: socket.socket) -> bool:
         return bool(sock.recv(1, socket.MSG_PEEK))
     except BlockingIOError:
         return False
+
+
+def test_message_timer_does_not_reorder_the_idle_queue(fake_reactor: Reactor) -> None:
+    # A's message timer firing (no bytes) must not re-queue A with its old
+    # activity time behind B: A's idle deadline is 13, not later.
+    from reactor.conversations import _idle_expired
+    from reactor.idle import IdleQueue
+    clock = fake_reactor._clock
+    start = clock.now()
+    settings = Settings(idle_timeout=10, message_timeout=12)
+    idle = IdleQueue(fake_reactor, 10, _idle_expired)
+    lines: List[str] = []
+    a = MemoryTransport(peername=("10.0.0.1", 1))
+    a.connect(ReadProtocol(fake_reactor, settings, lines.append, idle))
+    a.feed(b"a")
+    advance(fake_reactor, 3)
+    a.feed(b"\n")  # message complete; idle deadline now start + 13
+    advance(fake_reactor, 8)
+    b = MemoryTransport(peername=("10.0.0.2", 2))
+    b.connect(ReadProtocol(fake_reactor, settings, lines.append, idle))
+    advance(fake_reactor, 1.999)  # the message timer (start + 12) fires here
+    assert not a.closed
+    advance(fake_reactor, 0.001)
+    assert a.closed and clock.now() == start + 13
+    b.lose()
+
+
+def test_idle_timeout_cancels_the_message_timer(fake_reactor: Reactor) -> None:
+    protocol, transport, lines = make(ReadProtocol, fake_reactor, idle_timeout=2,
+                                      message_timeout=10)
+    transport.feed(b"a")  # arms the message timer for t+10
+    advance(fake_reactor, 2)
+    assert transport.closed and "timed out: no data for 2s" in lines[-1]
+    assert fake_reactor.next_deadline() is None  # nothing left to keep it alive

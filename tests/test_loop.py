@@ -645,3 +645,38 @@ def test_close_restores_signal_handlers() -> None:
     r.add_signal_handler(signal.SIGUSR2, lambda: None)
     r.close()
     assert signal.getsignal(signal.SIGUSR2) == before
+
+
+def test_run_once_inside_a_callback_is_refused_and_reported(reactor: Reactor,
+                                                             errors: List[Any]) -> None:
+    ran: List[str] = []
+    reactor.call_soon(lambda: reactor.run_once(0))
+    reactor.call_soon(ran.append, "next")
+    reactor.run_once(0)  # must not raise out of the loop
+    assert ran == ["next"]
+    assert isinstance(errors[0]["exception"], RuntimeError)
+    assert "inside a callback" in str(errors[0]["exception"])
+
+
+def test_second_shutdown_keeps_the_first_deadline(reactor: Reactor) -> None:
+    import socket as socket_module
+
+    from reactor import Protocol
+
+    class Lingers(Protocol):
+        def shutdown_requested(self) -> bool:
+            return True  # finishing up; never closes by itself
+
+    listener = reactor.listen_tcp(Lingers, "127.0.0.1", 0)
+    peer = socket_module.create_connection(("127.0.0.1", listener.port))
+    try:
+        while not listener.connections:
+            reactor.run_once(0.05)
+        started = time.monotonic()
+        reactor.shutdown(0.3)
+        reactor.shutdown(0.3)  # must not stop the loop at once
+        reactor.run()
+        assert time.monotonic() - started >= 0.3
+        assert not listener.connections  # aborted at the deadline
+    finally:
+        peer.close()

@@ -222,3 +222,18 @@ def test_trace_demo_prints_one_loop_serving_three_conversations() -> None:
                      "read server | Ending connection"):
         assert expected in text, expected
     assert sum(" accept " in line for line in lines) == 3
+
+
+def test_trace_ids_are_never_reused() -> None:
+    import gc
+
+    class Thing:
+        pass
+
+    tracer = Tracer()
+    things = [Thing(), Thing(), Thing()]
+    assert [tracer.id_of(t) for t in things] == [1, 2, 3]
+    del things[0]
+    gc.collect()
+    assert tracer.id_of(Thing()) == 4  # not 3 again while #3 lives
+    assert tracer.id_of(things[1]) == 3

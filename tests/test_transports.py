@@ -755,3 +755,36 @@ def test_transport_on_a_unix_socketpair(reactor: Reactor) -> None:
     finally:
         a.close()
         b.close()
+
+
+def test_no_resume_writing_after_abort(reactor: Reactor, errors: List[Any]) -> None:
+    import socket as socket_module
+
+    from reactor.transports import Transport
+
+    class Tracks(Protocol):
+        def __init__(self) -> None:
+            self.calls: List[str] = []
+
+        def pause_writing(self) -> None:
+            self.calls.append("pause")
+
+        def resume_writing(self) -> None:
+            self.calls.append("resume")
+
+    a, b = socket_module.socketpair()
+    try:
+        a.setblocking(False)
+        protocol = Tracks()
+        transport = Transport(reactor, a, protocol)
+        transport._start()
+        transport.set_write_buffer_limits(high=1000)
+        transport.write(b"x" * (4 << 20))
+        assert protocol.calls == ["pause"]
+        transport.abort()
+        for _ in range(3):
+            reactor.run_once(0)
+        transport.set_write_buffer_limits(high=10)
+        assert protocol.calls == ["pause"] and errors == []
+    finally:
+        b.close()

@@ -302,6 +302,7 @@ class Reactor:
         self._check_open()
         self._running = True
         self._thread_id = threading.get_ident()
+        previous_wakeup = self._claim_wakeup_fd()
         try:
             # Test after the step, not before: a stop() that came before
             # run() still gets its one step.
@@ -310,9 +311,25 @@ class Reactor:
                 if self._stopping:
                     break
         finally:
+            if previous_wakeup is not None:
+                signal.set_wakeup_fd(previous_wakeup)
             self._stopping = False
             self._running = False
             self._thread_id = None
+
+    def _claim_wakeup_fd(self) -> Optional[int]:
+        """While ``run()`` runs on the main thread, every signal also writes a
+        byte to the waker.  Without it, a signal that lands just before
+        ``select()`` starts to wait (after Python last looked for pending
+        signals) leaves a loop with nothing else to do asleep forever, and
+        Ctrl-C's KeyboardInterrupt never comes.  Returns the descriptor to
+        restore, or ``None`` if nothing was changed."""
+        if threading.current_thread() is not threading.main_thread():
+            return None
+        try:
+            return signal.set_wakeup_fd(self._waker.writer.fileno(), warn_on_full_buffer=False)
+        except ValueError:  # pragma: no cover  (e.g. an interpreter without signals)
+            return None
 
     def stop(self) -> None:
         """Make ``run()`` return after the current step.  Callable from any

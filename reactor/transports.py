@@ -110,7 +110,8 @@ class Transport:
 
     def _start(self, cause: str = "connected") -> None:
         """Begin reading and tell the protocol.  Called by the creator."""
-        self._trace_state("new", "open", cause)
+        if self._reactor.tracer is not None:
+            self._trace_state("open", cause, old="new")
         self._update_interest()
         try:
             self._protocol.connection_made(self)  # type: ignore[union-attr]
@@ -173,7 +174,8 @@ class Transport:
             self._write_ready()
 
     def _read_eof(self) -> None:
-        self._trace_state("open", "half-closed", "peer sent EOF")
+        if self._reactor.tracer is not None:
+            self._trace_state("half-closed", "peer sent EOF")
         self._flags |= _EOF_RECEIVED
         self._update_interest()
         try:
@@ -271,7 +273,8 @@ class Transport:
         ``connection_lost(None)`` follows.  Idempotent."""
         if self._flags & _CLOSING:
             return
-        self._trace_state("open", "closing", "close() called; flushing first")
+        if self._reactor.tracer is not None:
+            self._trace_state("closing", "close() called; flushing first")
         self._flags |= _CLOSING
         self._update_interest()
         if not self._buffer:
@@ -403,13 +406,28 @@ class Transport:
         if tracer is not None and sent:
             tracer.record("write", tracer.id_of(self), f"{sent} bytes")
 
-    def _trace_state(self, old: str, new: str, cause: str) -> None:
+    def _state_name(self) -> str:
+        """The state as a word, for traces (derived from the flags)."""
+        flags = self._flags
+        if flags & _LOST:
+            return "closed"
+        if flags & _CLOSING:
+            return "closing"
+        if flags & _EOF_RECEIVED:
+            return "half-closed"
+        return "write-shut" if flags & _EOF_REQUESTED else "open"
+
+    def _trace_state(self, new: str, cause: str, old: Optional[str] = None) -> None:
+        """Record a state change (callers check that tracing is on)."""
         tracer = self._reactor.tracer
-        if tracer is not None:
-            tracer.record("state", tracer.id_of(self), f"{old} -> {new}: {cause}")
+        assert tracer is not None
+        tracer.record("state", tracer.id_of(self),
+                      f"{old or self._state_name()} -> {new}: {cause}")
 
     def _shutdown_write(self) -> None:
-        self._trace_state("open", "write-shut", "write_eof(): FIN sent")
+        if self._reactor.tracer is not None:
+            self._trace_state("write-shut", "write_eof(): FIN sent",
+                              old="half-closed" if self._flags & _EOF_RECEIVED else "open")
         try:
             self._sock.shutdown(socket.SHUT_WR)
         except OSError as exc:
@@ -452,7 +470,8 @@ class Transport:
     def _force_close(self, exc: Optional[BaseException]) -> None:
         if self._flags & _LOST:
             return
-        self._trace_state("open", "closing", f"aborted ({exc!r})" if exc else "abort() called")
+        if self._reactor.tracer is not None:
+            self._trace_state("closing", f"aborted ({exc!r})" if exc else "abort() called")
         # Nothing is buffered any more, so the protocol must never be told
         # to resume writing.
         self._flags = (self._flags | _CLOSING) & ~_WRITING_PAUSED
@@ -486,7 +505,8 @@ class Transport:
         finally:
             self._sock.close()
             self._reactor._stats.connections_closed += 1
-            self._trace_state("closing", "closed", "connection_lost called")
+            if self._reactor.tracer is not None:
+                self._trace_state("closed", "connection_lost called", old="closing")
             owner, self._owner = self._owner, None
             if owner is not None:
                 owner._connection_gone(self)

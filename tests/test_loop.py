@@ -680,3 +680,26 @@ def test_second_shutdown_keeps_the_first_deadline(reactor: Reactor) -> None:
         assert not listener.connections  # aborted at the deadline
     finally:
         peer.close()
+
+
+def test_run_points_signal_wakeups_at_the_waker_and_restores(reactor: Reactor) -> None:
+    # A signal landing just before select() starts to wait must still wake
+    # it (else Ctrl-C can hang a loop with no timers): while run() runs, the
+    # interpreter's wakeup fd is the reactor's waker.
+    import signal as signal_module
+    seen: List[int] = []
+
+    def peek() -> None:
+        fd = signal_module.set_wakeup_fd(-1)
+        signal_module.set_wakeup_fd(fd)
+        seen.append(fd)
+        reactor.stop()
+
+    before = signal_module.set_wakeup_fd(-1)
+    signal_module.set_wakeup_fd(before)
+    reactor.call_soon(peek)
+    reactor.run()
+    assert seen == [reactor._waker.writer.fileno()]
+    after = signal_module.set_wakeup_fd(-1)
+    signal_module.set_wakeup_fd(after)
+    assert after == before  # restored

@@ -84,7 +84,7 @@ class Transport:
     #: Bytes asked of ``recv()`` per readiness event.
     max_read_size = 65536
     #: Default high-water mark for ``set_write_buffer_limits()``.
-    default_high_water = 65536
+    default_high_water = DEFAULT_TRANSPORT_CONFIG[1]
 
     # Slots, and no buffer object until something is buffered: a server holds
     # one transport per connection, most of them idle.

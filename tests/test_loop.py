@@ -703,3 +703,90 @@ def test_run_points_signal_wakeups_at_the_waker_and_restores(reactor: Reactor) -
     after = signal_module.set_wakeup_fd(-1)
     signal_module.set_wakeup_fd(after)
     assert after == before  # restored
+
+
+# -- the lean epoll selector ------------------------------------------------------
+
+
+needs_epoll = pytest.mark.skipif(not hasattr(selectors, "EpollSelector"),
+                                 reason="epoll is Linux-only")
+
+
+@needs_epoll
+def test_default_reactor_uses_the_lean_epoll_selector() -> None:
+    from reactor.loop import LeanEpollSelector, default_selector
+
+    selector = default_selector()
+    try:
+        assert isinstance(selector, LeanEpollSelector)
+        assert isinstance(selector, selectors.EpollSelector)  # registration is the stdlib's
+    finally:
+        selector.close()
+    with Reactor() as r:
+        assert isinstance(r._selector, LeanEpollSelector)
+
+
+@needs_epoll
+def test_lean_select_reports_what_the_stdlib_selector_reports() -> None:
+    from reactor.loop import LeanEpollSelector
+
+    lean, plain = LeanEpollSelector(), selectors.EpollSelector()
+    a, b = socket.socketpair()
+    c, d = socket.socketpair()
+    try:
+        for s in (a, c):
+            s.setblocking(False)
+        for sel in (lean, plain):
+            sel.register(a, EVENT_READ | EVENT_WRITE, "a")
+            sel.register(c, EVENT_READ, "c")
+
+        def ready(sel: selectors.BaseSelector) -> Dict[Any, int]:
+            return {key.data: mask for key, mask in sel.select(0)}
+
+        # a is writable only; c has nothing.
+        assert ready(lean) == ready(plain) == {"a": EVENT_WRITE}
+        b.sendall(b"x")
+        d.sendall(b"y")
+        assert ready(lean) == ready(plain) == {"a": EVENT_READ | EVENT_WRITE, "c": EVENT_READ}
+        # A hang-up counts as readable and writable, as the stdlib says, so
+        # whoever waits on either finds out.  The one difference: the stdlib
+        # then narrows the mask to what was registered, the lean one leaves
+        # that to the handler (transports check their own interest).
+        d.close()
+        c.recv(1)
+        assert ready(plain)["c"] == EVENT_READ
+        assert ready(lean)["c"] == EVENT_READ | EVENT_WRITE
+        lean.unregister(a)
+        plain.unregister(a)
+        assert "a" not in ready(lean)
+    finally:
+        lean.close()
+        plain.close()
+        for s in (a, b, c):
+            s.close()
+
+
+@needs_epoll
+def test_lean_select_rounds_a_timeout_up_and_never_returns_early() -> None:
+    from reactor.loop import LeanEpollSelector
+
+    with LeanEpollSelector() as selector:
+        started = time.monotonic()
+        assert selector.select(0.0105) == []
+        assert time.monotonic() - started >= 0.0105
+        assert selector.select(-1) == []  # negative means "do not wait"
+
+
+def test_selectors_mask_translates_epoll_bits() -> None:
+    import select as select_module
+
+    from reactor.loop import _selectors_mask
+
+    if not hasattr(select_module, "EPOLLIN"):
+        pytest.skip("epoll constants are Linux-only")
+    assert _selectors_mask(select_module.EPOLLIN) == EVENT_READ
+    assert _selectors_mask(select_module.EPOLLOUT) == EVENT_WRITE
+    both = select_module.EPOLLIN | select_module.EPOLLOUT
+    assert _selectors_mask(both) == EVENT_READ | EVENT_WRITE
+    for trouble in (select_module.EPOLLERR, select_module.EPOLLHUP):
+        assert _selectors_mask(trouble) == EVENT_READ | EVENT_WRITE

@@ -10,8 +10,11 @@ transport (flushing it) once the machine says it is finished.  Nothing about
 the conversation itself is decided here.
 
 Deadlines cost nothing per byte.  All connections of one server share one
-``IdleQueue`` (one timer for every idle deadline; a read is two dict
-operations).  The rarer message deadline gets a per-connection timer armed
+``IdleQueue`` (one timer for every idle deadline).  A read records its time
+in the machine only; the queue hears of it at most once per ``idle.slack``
+(a sixteenth of the timeout), and when it calls back early the machine,
+which knows the real last activity, decides and the connection is queued
+again at that time.  The rarer message deadline gets a per-connection timer armed
 lazily when a message starts and never cancelled per message: when it fires
 the machine re-checks, and the timer is re-armed only if a message is still
 open.
@@ -23,6 +26,7 @@ Subclass ``AckProtocol``, ``ReadProtocol`` or ``EchoProtocol`` and override
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Type, Union
 
@@ -107,7 +111,8 @@ class ConversationProtocol(Protocol):
     #: The name used in log lines and on the command line.
     name = "conversation"
 
-    __slots__ = ("_context", "machine", "transport", "peer", "outcome", "_message_timer")
+    __slots__ = ("_context", "machine", "transport", "peer", "outcome", "_message_timer",
+                 "_idle_noted")
 
     def __init__(self, reactor: "Reactor", settings: Optional[Settings] = None,
                  log: Optional[Log] = None, idle: Optional[IdleQueue] = None, *,
@@ -125,6 +130,8 @@ class ConversationProtocol(Protocol):
         self.peer = "?"
         self.outcome: Optional[str] = None  # why we closed, once known
         self._message_timer: Optional[TimerHandle] = None
+        #: The activity time last given to the idle queue (see _note_activity).
+        self._idle_noted = -math.inf
 
     @property
     def reactor(self) -> "Reactor":
@@ -152,8 +159,23 @@ class ConversationProtocol(Protocol):
         self._after(self.machine.start(now), now)
 
     def data_received(self, data: bytes) -> None:
-        now = self._context.now()
-        self._after(self.machine.receive_data(data, now), now)
+        context = self._context
+        now = context.now()
+        machine = self.machine
+        events = machine.receive_data(data, now)
+        if events or machine.finished or machine.message_started is not None \
+                or context.reactor.tracer is not None:
+            self._after(events, now)
+            return
+        # The per-chunk case, _after() without the parts that cannot apply:
+        # no events, no message timer to arm, nothing to trace.
+        out = machine.data_to_send()
+        if out:
+            self.transport.write(out)  # type: ignore[union-attr]
+        idle = context.idle
+        if idle is not None and now - self._idle_noted >= idle.slack \
+                and machine.last_activity == now:
+            self._note_activity(idle, now)
 
     def eof_received(self) -> Optional[bool]:
         now = self.reactor.time()
@@ -196,10 +218,13 @@ class ConversationProtocol(Protocol):
             self._forget_deadlines()
             transport.close()
             return
-        if context.idle is not None and machine.last_activity == now:
+        idle = context.idle
+        if idle is not None and now - self._idle_noted >= idle.slack \
+                and machine.last_activity == now:
             # Only real activity (bytes, or the start) moves us in the idle
-            # queue: re-queueing with an older time would break its order.
-            context.idle.touch(self, now)
+            # queue, and at most once per idle.slack: the queue's callback
+            # (_idle_expired) re-checks with the machine before closing.
+            self._note_activity(idle, now)
         if machine.message_started is not None and self._message_timer is None:
             deadline = machine.message_deadline
             if deadline is not None:
@@ -233,6 +258,10 @@ class ConversationProtocol(Protocol):
         now = self.reactor.time()
         self._after(self.machine.handle_timer(now), now)
 
+    def _note_activity(self, idle: IdleQueue, when: float) -> None:
+        idle.touch(self, when)
+        self._idle_noted = when
+
     def _forget_deadlines(self) -> None:
         if self._context.idle is not None:
             self._context.idle.discard(self)
@@ -264,7 +293,15 @@ class ConversationProtocol(Protocol):
 
 
 def _idle_expired(protocol: ConversationProtocol, now: float) -> None:
+    """The idle queue found ``protocol`` due by the activity time it last
+    recorded.  The machine decides; if it was active since (the adapter
+    records activity at most once per ``idle.slack``), queue it again at
+    its real last activity."""
     protocol._on_deadline()
+    machine, transport, idle = protocol.machine, protocol.transport, protocol._context.idle
+    if (idle is not None and not machine.finished and transport is not None
+            and not transport.is_closing()):
+        protocol._note_activity(idle, machine.last_activity)
 
 
 def _shared_idle_queue(reactor: "Reactor", timeout: float) -> IdleQueue:

@@ -197,7 +197,8 @@ class Transport:
             return
         del buffer[:sent]
         self._reactor._stats.bytes_out += sent
-        self._note_sent(sent)
+        if self._reactor.tracer is not None:
+            self._note_sent(sent)
         if sent and self._stall is not None:
             self._stall[1] = self._reactor.time()
         if buffer:
@@ -223,7 +224,7 @@ class Transport:
         """Send ``data``: as much as the kernel takes now, the rest buffered
         and sent as the socket becomes writable.  A no-op once the transport
         is closing; ``RuntimeError`` after ``write_eof()``."""
-        if not isinstance(data, (bytes, bytearray, memoryview)):
+        if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         if self._flags & _CLOSING or not data:
             return
@@ -239,7 +240,8 @@ class Transport:
                 return
             reactor = self._reactor
             reactor._stats.bytes_out += sent
-            self._note_sent(sent)
+            if reactor.tracer is not None:
+                self._note_sent(sent)
             if sent == len(data):
                 return
             self._buffer = bytearray(memoryview(data)[sent:])

@@ -251,3 +251,35 @@ def test_idle_timeout_cancels_the_message_timer(fake_reactor: Reactor) -> None:
     advance(fake_reactor, 2)
     assert transport.closed and "timed out: no data for 2s" in lines[-1]
     assert fake_reactor.next_deadline() is None  # nothing left to keep it alive
+
+
+@pytest.mark.parametrize("cls", [EchoProtocol, ReadProtocol])
+def test_a_busy_connection_touches_the_idle_queue_once_per_slack(
+        cls: type, fake_reactor: Reactor, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Per-chunk reads do not touch the idle queue; it hears of activity at
+    most once per idle.slack, and the connection still closes exactly one
+    timeout after its last byte, never while it is busy."""
+    from reactor.idle import IdleQueue
+    clock = fake_reactor._clock
+    protocol, transport, lines = make(cls, fake_reactor, idle_timeout=30)
+    idle = protocol._context.idle
+    assert isinstance(idle, IdleQueue) and idle.slack == 30 / 16
+    touches: List[float] = []
+    real_touch = IdleQueue.touch
+
+    def counting_touch(self: IdleQueue, key: object, when: float) -> None:
+        touches.append(when)
+        real_touch(self, key, when)
+
+    monkeypatch.setattr(IdleQueue, "touch", counting_touch)
+    for _ in range(1200):  # a chunk every 0.1 s for two minutes
+        advance(fake_reactor, 0.1)
+        transport.feed(b"x\n")
+    assert not transport.closed
+    assert 120 / idle.slack - 2 <= len(touches) <= 120 / idle.slack + 2
+    last_byte = clock.now()
+    advance(fake_reactor, 29.999)
+    assert not transport.closed
+    advance(fake_reactor, 0.001)
+    assert transport.closed and clock.now() == pytest.approx(last_byte + 30)
+    assert lines[-1].endswith("timed out: no data for 30s")

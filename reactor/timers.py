@@ -83,6 +83,8 @@ class TimerHandle:
 
 
 _Entry = Tuple[float, int, TimerHandle]
+_new_object = object.__new__
+_heappush = heapq.heappush
 
 
 class TimerQueue:
@@ -110,8 +112,15 @@ class TimerQueue:
 
     def push(self, when: float, fn: Callable[..., Any],
              args: Tuple[Any, ...]) -> TimerHandle:
-        handle = TimerHandle(when, fn, args, self)
-        heapq.heappush(self._heap, (when, self._seq(), handle))
+        # The handle is filled in here rather than by calling the class: this
+        # runs once per timer, and the __init__ call is a third of its cost.
+        handle = _new_object(TimerHandle)
+        handle.when = when
+        handle.fn = fn
+        handle.args = args
+        handle.cancelled = False
+        handle._queue = self
+        _heappush(self._heap, (when, self._seq(), handle))
         return handle
 
     def _compact(self) -> None:

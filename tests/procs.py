@@ -38,10 +38,20 @@ def run(cmd: Sequence[str], input: Optional[str] = None, timeout: float = 20.0
                           timeout=timeout, cwd=ROOT, env=env())
 
 
+def _default_sigint() -> None:
+    """In the child, before exec: take Ctrl-C's default back.  A shell
+    without job control starts background commands with SIGINT ignored, and
+    an ignored signal stays ignored across exec, so without this the tests
+    that stop a server with SIGINT would hang when the suite itself was
+    started in the background."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Server:
     def __init__(self, cmd: Sequence[str], timeout: float = 10.0) -> None:
         self.proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                     stdin=subprocess.DEVNULL, cwd=ROOT, env=env())
+                                     stdin=subprocess.DEVNULL, cwd=ROOT, env=env(),
+                                     preexec_fn=_default_sigint)
         self.lines: List[str] = []
         self._partial = b""
         self._selector = selectors.DefaultSelector()

@@ -25,6 +25,9 @@ def env() -> dict:
     e = dict(os.environ)
     e["PYTHONPATH"] = str(ROOT) + os.pathsep + e.get("PYTHONPATH", "")
     e["PYTHONUNBUFFERED"] = "1"
+    # A server that does not exit when told is sent SIGABRT: with this it
+    # prints every thread's Python stack first, and the test shows it.
+    e["PYTHONFAULTHANDLER"] = "1"
     return e
 
 
@@ -54,10 +57,12 @@ class Server:
                                      preexec_fn=_default_sigint)
         self.lines: List[str] = []
         self._partial = b""
+        self._err = b""  # read as it comes too: a full stderr pipe would block the server
         self._selector = selectors.DefaultSelector()
-        assert self.proc.stdout is not None
-        os.set_blocking(self.proc.stdout.fileno(), False)
-        self._selector.register(self.proc.stdout, selectors.EVENT_READ)
+        for pipe in (self.proc.stdout, self.proc.stderr):
+            assert pipe is not None
+            os.set_blocking(pipe.fileno(), False)
+            self._selector.register(pipe, selectors.EVENT_READ)
         try:
             first = self.wait_for(r"^Socket port (\d+)$", timeout)
         except BaseException:
@@ -66,16 +71,20 @@ class Server:
         self.port = int(re.match(r"^Socket port (\d+)$", first).group(1))  # type: ignore
 
     def _read(self, timeout: float) -> bool:
-        assert self.proc.stdout is not None
-        if not self._selector.select(timeout):
-            return False
-        chunk = self.proc.stdout.read()
-        if not chunk:
-            return False
-        data = self._partial + chunk
-        *complete, self._partial = data.split(b"\n")
-        self.lines.extend(line.decode("utf-8", "replace") for line in complete)
-        return True
+        """Read what either pipe has; True if stdout or stderr gave bytes."""
+        got = False
+        for key, _ in self._selector.select(timeout):
+            chunk = key.fileobj.read()  # type: ignore[union-attr]
+            if not chunk:
+                continue
+            got = True
+            if key.fileobj is self.proc.stderr:
+                self._err += chunk
+                continue
+            data = self._partial + chunk
+            *complete, self._partial = data.split(b"\n")
+            self.lines.extend(line.decode("utf-8", "replace") for line in complete)
+        return got
 
     def wait_for(self, pattern: str, timeout: float = 10.0, count: int = 1) -> str:
         """Wait until ``count`` output lines match ``pattern``; return the last."""
@@ -92,10 +101,7 @@ class Server:
                                      f"{self.lines!r}; stderr so far: {self._stderr_now()}")
 
     def _stderr_now(self) -> str:
-        if self.proc.poll() is None:
-            return "(running)"
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read().decode("utf-8", "replace")
+        return self._err.decode("utf-8", "replace") or "(nothing)"
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 10.0) -> int:
         """Signal the server, collect the rest of its output, return its
@@ -111,16 +117,32 @@ class Server:
         deadline = time.monotonic() + timeout
         while self.proc.poll() is None:
             if time.monotonic() > deadline:
-                self.kill()
-                raise subprocess.TimeoutExpired(self.proc.args, timeout)
+                self._abort_with_stacks()
+                raise AssertionError(f"{self.proc.args!r} did not exit within {timeout}s; "
+                                     f"stdout: {self.lines[-20:]!r}; stderr (with the "
+                                     f"stacks SIGABRT dumped): {self._stderr_now()[-6000:]}")
             self._read(0.05)
         while self._read(0.5):
             pass
         return self.proc.returncode
 
     def stderr(self) -> str:
-        assert self.proc.stderr is not None
-        return self.proc.stderr.read().decode("utf-8", "replace")
+        """Everything the server wrote to stderr (call once it has exited)."""
+        while self._read(0.1):
+            pass
+        return self._err.decode("utf-8", "replace")
+
+    def _abort_with_stacks(self) -> None:
+        """SIGABRT, so faulthandler prints where the server is stuck; collect
+        that, then make sure it is gone."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGABRT)
+            end = time.monotonic() + 3
+            while self.proc.poll() is None and time.monotonic() < end:
+                self._read(0.1)
+            while self._read(0.2):
+                pass
+        self.kill()
 
     def kill(self) -> None:
         if self.proc.poll() is None:

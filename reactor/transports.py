@@ -65,6 +65,7 @@ _READING_PAUSED = 16  # pause_reading() is in force
 _WRITING_PAUSED = 32  # the protocol was told pause_writing()
 
 _STATE_BITS = 63
+_NO_WRITES = _CLOSING | _EOF_REQUESTED  # write() must not send
 # Above them, what the selector is watching (EVENT_READ | EVENT_WRITE).
 _MASK_SHIFT = 6
 _WATCHING_READ = EVENT_READ << _MASK_SHIFT
@@ -226,9 +227,9 @@ class Transport:
         is closing; ``RuntimeError`` after ``write_eof()``."""
         if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-        if self._flags & _CLOSING or not data:
-            return
-        if self._flags & _EOF_REQUESTED:
+        if self._flags & _NO_WRITES or not data:
+            if self._flags & _CLOSING or not data:
+                return
             raise RuntimeError("write() after write_eof()")
         if not self._buffer:
             try:

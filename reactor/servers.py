@@ -414,7 +414,9 @@ class Connector:
     the OS error, ``TimeoutError`` or ``socket.gaierror``).  A failure with no
     done callback goes to the reactor's exception handler instead.  The
     protocol is created only once the connection is made, and its
-    ``connection_made`` runs before the done callbacks.
+    ``connection_made`` runs before the done callbacks.  If it raises, that
+    is reported as any callback error is, the connection is aborted, and the
+    connect counts as failed: ``error.reason`` is that exception.
 
     ``timeout`` (seconds, ``None`` for none) covers resolving and connecting.
     ``local_addr`` (``(host, port)``) binds the socket before connecting, e.g.
@@ -552,7 +554,12 @@ class Connector:
         self.transport = Transport(self._reactor, sock, protocol)
         if self._write_timeout:
             self.transport.set_write_timeout(self._write_timeout)
-        self.transport._start()
+        failure = self.transport._start()
+        if failure is not None:
+            # connection_made raised: the transport has reported it and
+            # aborted the connection, so this connect failed after all.
+            self._finish(ConnectError(self.host, self.port, failure), reported=True)
+            return
         self._finish(None)
 
     def _timed_out(self, timeout: float) -> None:
@@ -577,12 +584,12 @@ class Connector:
             self._timer.cancel()
             self._timer = None
 
-    def _finish(self, error: Optional[ConnectError]) -> None:
+    def _finish(self, error: Optional[ConnectError], reported: bool = False) -> None:
         if error is not None:
             error.__cause__ = error.reason
             self.error = error
         callbacks, self._callbacks = self._callbacks, []
-        if error is not None and not callbacks:
+        if error is not None and not callbacks and not reported:
             self._reactor.call_exception_handler({
                 "message": "connect_tcp failed and no done callback was added",
                 "exception": error,

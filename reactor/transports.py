@@ -109,8 +109,10 @@ class Transport:
         # last took bytes].  None otherwise.
         self._stall: Optional[List[Any]] = None
 
-    def _start(self, cause: str = "connected") -> None:
-        """Begin reading and tell the protocol.  Called by the creator."""
+    def _start(self, cause: str = "connected") -> Optional[Exception]:
+        """Begin reading and tell the protocol.  Called by the creator.
+        Returns what ``connection_made`` raised (already reported, and the
+        connection aborted), or ``None``."""
         if self._reactor.tracer is not None:
             self._trace_state("open", cause, old="new")
         self._update_interest()
@@ -118,6 +120,8 @@ class Transport:
             self._protocol.connection_made(self)  # type: ignore[union-attr]
         except Exception as exc:
             self._user_error(exc, "connection_made")
+            return exc
+        return None
 
     # -- interest -------------------------------------------------------------
 

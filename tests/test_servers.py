@@ -850,3 +850,53 @@ def test_repeated_emfile_is_reported_once_per_run_of_failures(
         assert len(errors) == 1  # not once per retry
     finally:
         close_all(reactor, listener, factory)
+
+
+def test_connect_fails_when_connection_made_raises(reactor: Reactor, errors: List[Any]) -> None:
+    server_side = Factory()
+    listener = reactor.listen_tcp(server_side, "127.0.0.1", 0)
+    failure = ValueError("cannot start")
+    lost: List[Optional[BaseException]] = []
+
+    class Refuses(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            raise failure
+
+        def connection_lost(self, exc: Optional[BaseException]) -> None:
+            lost.append(exc)
+
+    done: List[Connector] = []
+    connector = reactor.connect_tcp(Refuses, "127.0.0.1", listener.port, timeout=5)
+    connector.add_done_callback(done.append)
+    try:
+        run_until(reactor, lambda: done and lost)
+        # The done callbacks see a failure, not a transport already aborted...
+        assert isinstance(connector.error, ConnectError) and connector.error.reason is failure
+        assert connector.transport is not None and connector.transport.is_closing()
+        assert lost == [failure]
+        # ...and the exception is reported exactly once, naming the callback.
+        assert [e["exception"] for e in errors] == [failure]
+        assert errors[0]["callback"] == "connection_made"
+    finally:
+        close_all(reactor, listener, server_side)
+        run_until(reactor, lambda: all(p.lost for p in server_side.protocols))
+
+
+def test_connection_made_raising_without_done_callback_is_reported_once(
+        reactor: Reactor, errors: List[Any]) -> None:
+    server_side = Factory()
+    listener = reactor.listen_tcp(server_side, "127.0.0.1", 0)
+    failure = ValueError("cannot start")
+
+    class Refuses(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            raise failure
+
+    connector = reactor.connect_tcp(Refuses, "127.0.0.1", listener.port, timeout=5)
+    try:
+        run_until(reactor, lambda: connector.error is not None)
+        reactor.run_once(0)
+        assert [e["exception"] for e in errors] == [failure]
+    finally:
+        close_all(reactor, listener, server_side)
+        run_until(reactor, lambda: all(p.lost for p in server_side.protocols))

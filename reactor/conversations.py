@@ -94,7 +94,7 @@ class ServerContext:
                  idle: Optional[IdleQueue]) -> None:
         self.reactor = reactor
         #: The reactor's clock, read directly on the per-chunk path.
-        self.now: Callable[[], float] = reactor._clock.now
+        self.now: Callable[[], float] = reactor._now
         self.settings = settings
         self.log = log
         self.idle = idle

@@ -44,7 +44,7 @@ class IdleQueue:
     ``timeout`` seconds.  An expired key is removed before the call."""
 
     __slots__ = ("_reactor", "timeout", "slack", "_on_expire", "_last", "_late",
-                 "_newest", "_timer", "_armed_for")
+                 "_newest", "_timer")
 
     def __init__(self, reactor: "Reactor", timeout: float,
                  on_expire: Callable[[Any, float], None]) -> None:
@@ -60,7 +60,6 @@ class IdleQueue:
         self._late: Dict[Hashable, float] = {}  # re-queued with an older time
         self._newest = -math.inf  # the latest time in _last
         self._timer: Optional[TimerHandle] = None
-        self._armed_for = math.inf
 
     def __len__(self) -> int:
         return len(self._last) + len(self._late)
@@ -81,7 +80,7 @@ class IdleQueue:
         else:
             self._late[key] = when
         deadline = when + self.timeout
-        if self._timer is None or deadline < self._armed_for:
+        if self._timer is None or deadline < self._timer.when:
             self._arm(deadline)
 
     def discard(self, key: Hashable) -> None:
@@ -103,12 +102,11 @@ class IdleQueue:
     def _arm(self, when: float) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        self._armed_for = when
         self._timer = self._reactor.call_at(when, self._sweep)
 
     def _sweep(self) -> None:
-        # self._timer still holds the fired handle while the callbacks run,
-        # and _armed_for its time, so that a touch() from inside on_expire
+        # self._timer still holds the fired handle while the callbacks run
+        # (its ``when`` already past), so that a touch() from inside on_expire
         # does not arm a second timer.
         now = self._reactor.time()
         timeout = self.timeout
@@ -144,4 +142,3 @@ class IdleQueue:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = None
-            self._armed_for = math.inf

@@ -279,7 +279,7 @@ class Reactor:
                  trace: Union[None, bool, Tracer] = None) -> None:
         self._selector = selector if selector is not None else default_selector()
         self._clock = clock if clock is not None else MonotonicClock()
-        self._now = self._clock.now  # bound once: call_later reads it per timer
+        self._now = self._clock.now  # bound once: read per timer and per step
         self._timers = TimerQueue()
         self._ready: Deque[Handle] = collections.deque()
         self._running = False
@@ -310,7 +310,7 @@ class Reactor:
 
     def time(self) -> float:
         """Now, in seconds, on this reactor's (monotonic) clock."""
-        return self._clock.now()
+        return self._now()
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> Handle:
         """Run ``fn(*args)`` in the next callback phase, in FIFO order."""
@@ -346,7 +346,7 @@ class Reactor:
         if self._ready:
             return 0.0
         deadline = self._timers.next_deadline()
-        return None if deadline is None else max(0.0, deadline - self._clock.now())
+        return None if deadline is None else max(0.0, deadline - self._now())
 
     def fileno(self) -> Optional[int]:
         """The selector's own descriptor (epoll, kqueue, /dev/poll): readable
@@ -425,7 +425,7 @@ class Reactor:
         if self.tracer is not None:
             self._trace_select(timeout, events)
         self._dispatch(events, selected)
-        self._enqueue_due_timers(self._clock.now())
+        self._enqueue_due_timers(self._now())
         if self._ready:
             self._run_ready()
         stats = self._stats

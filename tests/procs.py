@@ -126,12 +126,6 @@ class Server:
             pass
         return self.proc.returncode
 
-    def stderr(self) -> str:
-        """Everything the server wrote to stderr (call once it has exited)."""
-        while self._read(0.1):
-            pass
-        return self._err.decode("utf-8", "replace")
-
     def _abort_with_stacks(self) -> None:
         """SIGABRT, so faulthandler prints where the server is stuck; collect
         that, then make sure it is gone."""

@@ -3,9 +3,11 @@
 Public names only; each lives in the module named after its concept.
 """
 
-from .loop import Handle, Reactor
+from .listeners import Listener
+from .loop import EVENT_READ, EVENT_WRITE, Handle, InternalError, IOHandler, Reactor
 from .protocols import Protocol
-from .servers import ConnectError, Connector, Listener
+from .streams import StreamTransport, TransportSettings
+from .tcp import ConnectError, Connector
 from .timers import Clock, MonotonicClock, TimerHandle
 from .transports import Transport
 
@@ -13,13 +15,19 @@ __all__ = [
     "Clock",
     "ConnectError",
     "Connector",
+    "EVENT_READ",
+    "EVENT_WRITE",
     "Handle",
+    "InternalError",
+    "IOHandler",
     "Listener",
     "MonotonicClock",
     "Protocol",
     "Reactor",
+    "StreamTransport",
     "TimerHandle",
     "Transport",
+    "TransportSettings",
 ]
 
 __version__ = "0.1.0"

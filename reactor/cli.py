@@ -25,10 +25,12 @@ import threading
 import traceback
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence
 
+from .addresses import format_address
 from .clients import AckClient, Client, EchoClient, SendClient
 from .conversations import DEFAULT_PORTS, PROTOCOLS, Settings, serve
+from .listeners import Listener
 from .loop import Reactor
-from .servers import Connector, Listener, format_address
+from .tcp import Connector
 from .trace import Tracer
 
 __all__ = ["main"]

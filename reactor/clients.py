@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable, List, Optional
 
+from .addresses import format_address
 from .machines import ACK, readable
 from .protocols import Protocol
-from .servers import format_address
 
 if TYPE_CHECKING:  # pragma: no cover
     from .transports import Transport

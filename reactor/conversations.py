@@ -3,21 +3,20 @@ sans-IO machine (``reactor.machines``) and a transport.
 
 Theory of operation
 -------------------
-Each adapter does the same four things after every input: hand the machine
-the bytes (or the EOF, or the timer) with ``reactor.time()``, write what
-``data_to_send()`` returns, report each event as one log line, and close the
-transport (flushing it) once the machine says it is finished.  Nothing about
-the conversation itself is decided here.
+After every input (the start, bytes, the EOF, a deadline) the adapter does
+the same things, in ``_after``: write what ``data_to_send()`` returns, report
+each event as one log line, close the transport (flushing it) once the
+machine is finished, and make sure it is woken no later than the machine's
+``deadline``.  Nothing about the conversation itself is decided here.
 
-Deadlines cost nothing per byte.  All connections of one server share one
-``IdleQueue`` (one timer for every idle deadline).  A read records its time
-in the machine only; the queue hears of it at most once per ``idle.slack``
-(a sixteenth of the timeout), and when it calls back early the machine,
-which knows the real last activity, decides and the connection is queued
-again at that time.  The rarer message deadline gets a per-connection timer armed
-lazily when a message starts and never cancelled per message: when it fires
-the machine re-checks, and the timer is re-armed only if a message is still
-open.
+Deadlines cost nothing per byte.  The machine's ``deadline`` (idle or
+message, whichever is sooner) is the only timer contract between the two,
+and all connections of one server share one ``DeadlineQueue`` (one timer
+for every deadline).  The adapter touches the queue only when the deadline
+moves *earlier* than the wake-up already queued (a message started).  When
+it only moves later (more bytes arrived) nothing is done: the wake-up comes
+at the old time, ``handle_timer`` finds time left, and the connection is
+queued again at its real deadline, once per timeout period.
 
 Subclass ``AckProtocol``, ``ReadProtocol`` or ``EchoProtocol`` and override
 ``event_received`` (or ``report``) to do something other than log.
@@ -30,7 +29,8 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Type, Union
 
-from .idle import IdleQueue
+from .addresses import format_address
+from .deadlines import DeadlineQueue
 from .machines import (
     AckMachine,
     Echoed,
@@ -44,12 +44,12 @@ from .machines import (
     TimedOut,
 )
 from .protocols import Protocol
-from .servers import DEFAULT_BACKLOG, format_address
+from .tcp import DEFAULT_BACKLOG, listen_tcp
 
 if TYPE_CHECKING:  # pragma: no cover
+    from .listeners import Listener
     from .loop import Reactor
-    from .servers import Hosts, Listener
-    from .timers import TimerHandle
+    from .tcp import Hosts
     from .transports import Transport
 
 __all__ = [
@@ -86,18 +86,18 @@ class Settings:
 
 class ServerContext:
     """What every connection of one server shares: one object per server
-    rather than four attributes per connection."""
+    rather than several attributes per connection."""
 
-    __slots__ = ("reactor", "settings", "log", "idle", "now")
+    __slots__ = ("reactor", "settings", "log", "deadlines", "now")
 
-    def __init__(self, reactor: "Reactor", settings: Settings, log: Log,
-                 idle: Optional[IdleQueue]) -> None:
+    def __init__(self, reactor: "Reactor", settings: Settings, log: Log) -> None:
         self.reactor = reactor
         #: The reactor's clock, read directly on the per-chunk path.
-        self.now: Callable[[], float] = reactor._now
+        self.now: Callable[[], float] = reactor.clock.now
         self.settings = settings
         self.log = log
-        self.idle = idle
+        #: One timer for the deadlines of all the server's connections.
+        self.deadlines = DeadlineQueue(reactor, ConversationProtocol._deadline_due)
 
 
 class ConversationProtocol(Protocol):
@@ -111,27 +111,20 @@ class ConversationProtocol(Protocol):
     #: The name used in log lines and on the command line.
     name = "conversation"
 
-    __slots__ = ("_context", "machine", "transport", "peer", "outcome", "_message_timer",
-                 "_idle_noted")
+    __slots__ = ("_context", "machine", "transport", "peer", "outcome", "_wake_at")
 
     def __init__(self, reactor: "Reactor", settings: Optional[Settings] = None,
-                 log: Optional[Log] = None, idle: Optional[IdleQueue] = None, *,
+                 log: Optional[Log] = None, *,
                  context: Optional[ServerContext] = None) -> None:
         if context is None:
-            settings = settings or Settings()
-            if idle is None and settings.idle_timeout:
-                # Used alone, not through serve(): share the reactor's queue
-                # for this timeout with any other such protocol.
-                idle = _shared_idle_queue(reactor, settings.idle_timeout)
-            context = ServerContext(reactor, settings, log or logger.info, idle)
+            context = ServerContext(reactor, settings or Settings(), log or logger.info)
         self._context = context
         self.machine: Machine = self.make_machine()
         self.transport: Optional[Transport] = None
         self.peer = "?"
         self.outcome: Optional[str] = None  # why we closed, once known
-        self._message_timer: Optional[TimerHandle] = None
-        #: The activity time last given to the idle queue (see _note_activity).
-        self._idle_noted = -math.inf
+        #: When the server's deadline queue will wake us (inf: it will not).
+        self._wake_at = math.inf
 
     @property
     def reactor(self) -> "Reactor":
@@ -155,35 +148,17 @@ class ConversationProtocol(Protocol):
         peername = transport.get_extra_info("peername")
         self.peer = format_address(peername)
         self.report_accepted(peername)
-        now = self.reactor.time()
-        self._after(self.machine.start(now), now)
+        self._after(self.machine.start(self._context.now()))
 
     def data_received(self, data: bytes) -> None:
-        context = self._context
-        now = context.now()
-        machine = self.machine
-        events = machine.receive_data(data, now)
-        if events or machine.finished or machine.message_started is not None \
-                or context.reactor.tracer is not None:
-            self._after(events, now)
-            return
-        # The per-chunk case, _after() without the parts that cannot apply:
-        # no events, no message timer to arm, nothing to trace.
-        out = machine.data_to_send()
-        if out:
-            self.transport.write(out)  # type: ignore[union-attr]
-        idle = context.idle
-        if idle is not None and now - self._idle_noted >= idle.slack \
-                and machine.last_activity == now:
-            self._note_activity(idle, now)
+        self._after(self.machine.receive_data(data, self._context.now()))
 
     def eof_received(self) -> Optional[bool]:
-        now = self.reactor.time()
-        self._after(self.machine.receive_eof(now), now)
+        self._after(self.machine.receive_eof(self._context.now()))
         return None
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
-        self._forget_deadlines()
+        self._forget_deadline()
         if exc is not None:
             self.report(f"connection from {self.peer} failed: {exc!r}")
         elif self.outcome is None:
@@ -201,34 +176,50 @@ class ConversationProtocol(Protocol):
 
     # -- driving the machine ----------------------------------------------------
 
-    def _after(self, events: List[Event], now: float) -> None:
-        # This runs for every chunk received: keep it to attribute reads.
-        transport = self.transport
-        assert transport is not None
+    def _after(self, events: List[Event]) -> None:
+        """What follows every input to the machine (see the module
+        docstring).  It runs once per chunk received: the common case (no
+        events, not finished, no tracing) skips straight to the deadline
+        check, and that check is two attribute reads and a comparison
+        (benchmarks/instructions.py)."""
         machine = self.machine
-        context = self._context
         out = machine.data_to_send()
         if out:
-            transport.write(out)
-        if context.reactor.tracer is not None:
+            self.transport.write(out)  # type: ignore[union-attr]
+        context = self._context
+        if events or machine.finished or context.reactor.tracer is not None:
+            if self._handle_events(events):
+                return
+        deadline = machine.deadline
+        if deadline is not None and deadline < self._wake_at:
+            self._wake_at = deadline
+            context.deadlines.touch(self, deadline)
+
+    def _handle_events(self, events: List[Event]) -> bool:
+        """Trace and report ``events``; once the machine is finished, close
+        the transport and return True."""
+        if self.reactor.tracer is not None:
             self._trace(events)
         for event in events:
             self.event_received(event)
-        if machine.finished:
-            self._forget_deadlines()
-            transport.close()
-            return
-        idle = context.idle
-        if idle is not None and now - self._idle_noted >= idle.slack \
-                and machine.last_activity == now:
-            # Only real activity (bytes, or the start) moves us in the idle
-            # queue, and at most once per idle.slack: the queue's callback
-            # (_idle_expired) re-checks with the machine before closing.
-            self._note_activity(idle, now)
-        if machine.message_started is not None and self._message_timer is None:
-            deadline = machine.message_deadline
-            if deadline is not None:
-                self._message_timer = context.reactor.call_at(deadline, self._check_deadlines)
+        if not self.machine.finished:
+            return False
+        self._forget_deadline()
+        assert self.transport is not None
+        self.transport.close()
+        return True
+
+    def _deadline_due(self, now: float) -> None:
+        """The server's deadline queue woke us: the machine decides whether
+        a deadline really passed; if not, ``_after`` queues us again."""
+        self._wake_at = math.inf
+        if self.transport is not None and not self.transport.is_closing():
+            self._after(self.machine.handle_timer(now))
+
+    def _forget_deadline(self) -> None:
+        if self._wake_at != math.inf:
+            self._context.deadlines.discard(self)
+            self._wake_at = math.inf
 
     def _trace(self, events: List[Event]) -> None:
         tracer = self.reactor.tracer
@@ -244,30 +235,6 @@ class ConversationProtocol(Protocol):
                 tracer.record("timeout", conn, event.reason)
             elif not isinstance(event, Echoed):
                 tracer.record("event", conn, repr(event))
-
-    def _check_deadlines(self) -> None:
-        """The message timer fired."""
-        self._message_timer = None
-        self._on_deadline()
-
-    def _on_deadline(self) -> None:
-        """A deadline may have passed (message timer or idle queue): the
-        machine decides."""
-        if self.transport is None or self.transport.is_closing():
-            return
-        now = self.reactor.time()
-        self._after(self.machine.handle_timer(now), now)
-
-    def _note_activity(self, idle: IdleQueue, when: float) -> None:
-        idle.touch(self, when)
-        self._idle_noted = when
-
-    def _forget_deadlines(self) -> None:
-        if self._context.idle is not None:
-            self._context.idle.discard(self)
-        if self._message_timer is not None:
-            self._message_timer.cancel()
-            self._message_timer = None
 
     # -- reporting ----------------------------------------------------------------
 
@@ -290,27 +257,6 @@ class ConversationProtocol(Protocol):
         elif isinstance(event, IncompleteRecord):
             self.report(f"connection from {self.peer} closed with {event.size} bytes "
                         f"of an incomplete record")
-
-
-def _idle_expired(protocol: ConversationProtocol, now: float) -> None:
-    """The idle queue found ``protocol`` due by the activity time it last
-    recorded.  The machine decides; if it was active since (the adapter
-    records activity at most once per ``idle.slack``), queue it again at
-    its real last activity."""
-    protocol._on_deadline()
-    machine, transport, idle = protocol.machine, protocol.transport, protocol._context.idle
-    if (idle is not None and not machine.finished and transport is not None
-            and not transport.is_closing()):
-        protocol._note_activity(idle, machine.last_activity)
-
-
-def _shared_idle_queue(reactor: "Reactor", timeout: float) -> IdleQueue:
-    """The reactor's idle queue for ``timeout``, shared by conversation
-    protocols made without ``serve()``."""
-    queues = reactor._idle_queues
-    if timeout not in queues:
-        queues[timeout] = IdleQueue(reactor, timeout, _idle_expired)
-    return queues[timeout]
 
 
 class AckProtocol(ConversationProtocol):
@@ -393,17 +339,14 @@ def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
           log: Optional[Log] = None, backlog: int = DEFAULT_BACKLOG,
           protocol_class: Optional[Type[ConversationProtocol]] = None) -> "Listener":
     """Start a server for conversation ``kind`` (``ack``, ``read`` or
-    ``echo``) and return its listener.  All its connections share one idle
-    timer."""
+    ``echo``) and return its listener.  All its connections share one
+    deadline timer."""
     cls = protocol_class or PROTOCOLS[kind]
     settings = settings or Settings()
-    idle = None
-    if settings.idle_timeout:
-        idle = IdleQueue(reactor, settings.idle_timeout, _idle_expired)
-    context = ServerContext(reactor, settings, log or logger.info, idle)
+    context = ServerContext(reactor, settings, log or logger.info)
 
     def factory() -> ConversationProtocol:
         return cls(reactor, context=context)
 
-    return reactor.listen_tcp(factory, host, DEFAULT_PORTS[kind] if port is None else port,
-                              backlog=backlog, write_timeout=settings.write_timeout)
+    return listen_tcp(reactor, factory, host, DEFAULT_PORTS[kind] if port is None else port,
+                      backlog=backlog, write_timeout=settings.write_timeout)

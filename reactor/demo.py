@@ -17,10 +17,11 @@ from __future__ import annotations
 from collections import Counter
 from typing import Callable, List, Optional
 
+from .addresses import format_address
 from .clients import AckClient, Client, EchoClient, SendClient
 from .conversations import Settings, serve
 from .loop import Reactor
-from .servers import _has_ipv6_loopback, format_address
+from .tcp import has_ipv6_loopback
 from .trace import Tracer
 
 __all__ = ["run_demo"]
@@ -39,7 +40,7 @@ def run_demo(clients_per_kind: int, timeout: float, out: Callable[[str], None],
              trace: bool = False) -> int:
     """Run the demo; with ``trace``, one client per conversation on IPv4 and
     the loop's timeline printed as it happens (``reactor trace-demo``)."""
-    hosts = ["127.0.0.1", "::1"] if _has_ipv6_loopback() and not trace else ["127.0.0.1"]
+    hosts = ["127.0.0.1", "::1"] if has_ipv6_loopback() and not trace else ["127.0.0.1"]
     server_lines: List[str] = []
     clients: List[Client] = []
     tracer = Tracer(echo=out) if trace else None

@@ -7,28 +7,42 @@ Theory of operation
 1. work out how long ``select()`` may block: zero if callbacks are ready,
    else until the nearest timer, capped by the caller's ``timeout``;
 2. ``select()``: the only call in the library that blocks;
-3. dispatch each ready descriptor to the object registered for it;
+3. dispatch each ready descriptor to the ``IOHandler`` registered for it;
 4. move due timers onto the ready queue, earliest first;
 5. run the callbacks that are ready *now*; anything they schedule waits for
    the next step, so a callback that reschedules itself cannot starve I/O.
 
-Phases 3 and 5 are the only places user code runs, and both go through
-``_report`` when it raises: the exception reaches the exception handler with
-a context dict and the loop carries on.
-
-Statistics are always on and cost a few clock reads per step: the time spent
-in ``select()`` and in callbacks, and the slowest single callback (with a
-warning when one blocks the loop longer than ``slow_callback_duration``).
-Tracing (``trace=``) is off by default; see ``reactor.trace``.  ``KeyboardInterrupt`` and
-``SystemExit`` are not caught; they end ``run()`` as they would any program.
+Phases 3 and 5 are the only places user code runs.  Code the library does
+not own is called through ``call_user`` (or, on the two hottest paths, a
+``try`` that hands the exception to ``report_error``), so an exception
+reaches the exception handler with a context dict and the loop carries on.
 
 Waiting is separate from deciding: ``_dispatch`` takes the list that
-``select()`` returned, so tests can feed it scripted events.  Each registered
-object is called as ``obj._handle_io(mask)``; the key's data, not the
-descriptor number, routes the event, so a descriptor closed and reused within
-one step cannot receive the events of its previous owner.
+``select()`` returned, so tests can feed it scripted events
+(``reactor.testing.ScriptedSelector``).  The key's data, not the descriptor
+number, routes each event, so a descriptor closed and reused within one step
+cannot receive the events of its previous owner.
 
-There is no global reactor: create as many as you like and pass them around.
+The boundary
+------------
+The loop knows nothing of sockets' kinds, transports or protocols.  Whatever
+owns a descriptor (a transport, a listener, a user's pipe) uses only these
+public methods:
+
+- ``add_handler`` / ``update_handler`` / ``remove_handler``: watch a
+  descriptor for an ``IOHandler``, an object with ``handle_io(mask)``;
+- ``add_reader`` / ``add_writer`` / ``remove_reader`` / ``remove_writer``:
+  asyncio's callback style, built on the above, for users' own descriptors;
+- ``counters``: the counts transports keep up to date for ``stats()``;
+- ``add_shutdown_hook`` / ``add_close_hook``: how owners of connections take
+  part in ``shutdown(grace)`` and ``close()``;
+- ``call_user`` / ``report_error``: how they call code they do not own.
+
+Statistics are always on and cost a few clock reads per step.  Tracing
+(``trace=``) is off by default; see ``reactor.trace``.
+``KeyboardInterrupt`` and ``SystemExit`` are not caught; they end ``run()``
+as they would any program.  There is no global reactor: create as many as
+you like and pass them around.
 """
 
 from __future__ import annotations
@@ -36,21 +50,20 @@ from __future__ import annotations
 import collections
 import concurrent.futures
 import logging
-import math
-import select
 import selectors
 import signal
 import socket
 import threading
+import typing
 from time import perf_counter
-from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple, Union
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar, Union
 
-from .idle import IdleQueue
-from .servers import DEFAULT_BACKLOG, Connector, Hosts, Listener
+from .selector import default_selector
 from .timers import Clock, MonotonicClock, TimerHandle, TimerQueue
 from .trace import Tracer
 
-__all__ = ["Reactor", "Handle", "ThreadCall", "LoopStats"]
+__all__ = ["Reactor", "Handle", "ThreadCall", "IOHandler", "Counters", "InternalError",
+           "EVENT_READ", "EVENT_WRITE"]
 
 logger = logging.getLogger("reactor")
 
@@ -58,10 +71,15 @@ EVENT_READ = selectors.EVENT_READ
 EVENT_WRITE = selectors.EVENT_WRITE
 
 ExceptionHandler = Callable[["Reactor", Dict[str, Any]], None]
+#: A descriptor number or any object with ``fileno()``.
+FileObj = Any
+ShutdownHook = Callable[[float, Callable[[], None]], None]
+T = TypeVar("T")
 
 
-def _name(obj: Any) -> str:
-    """A short readable name for a callback or handler, for logs and traces."""
+def describe(obj: Any) -> str:
+    """A short readable name for a callback or handler, for logs and traces:
+    ``Class.method`` for a bound method, the qualified name otherwise."""
     target = getattr(obj, "__self__", None)
     name = getattr(obj, "__qualname__", None) or type(obj).__name__
     if target is not None and not isinstance(target, type):
@@ -69,12 +87,60 @@ def _name(obj: Any) -> str:
     return name
 
 
-class LoopStats:
-    """Counters the loop keeps as it runs; ``Reactor.stats()`` reports them."""
+class InternalError(RuntimeError):
+    """A bug in reactor, or in a transport or handler built on its descriptor
+    API: not in your protocol or callbacks.  The exception that was raised is
+    the ``__cause__``."""
+
+
+class IOHandler(typing.Protocol):
+    """What ``Reactor.add_handler`` watches a descriptor for: transports,
+    listeners and connectors are such objects.
+
+    ``handle_io(mask)`` is called in the I/O phase of a step when the
+    descriptor is ready, with ``EVENT_READ`` and/or ``EVENT_WRITE`` set in
+    ``mask``.
+
+    The one rule: **check your own interest before acting on a bit.**  The
+    mask is not narrowed to the events you registered for: the lean epoll
+    selector reports an error or hang-up as both readable and writable, and
+    within one step the event list can still hold readiness you stopped
+    wanting earlier in that same step (a callback paused reading, say, or
+    the buffer drained).  Keep your current interest where ``handle_io`` can
+    test it cheaply, and ignore the bits you do not want now.
+
+    An exception escaping ``handle_io`` is reported as an ``InternalError``
+    (a bug in the handler, since user code it calls goes through
+    ``Reactor.call_user``), and the loop carries on.
+    """
+
+    def handle_io(self, mask: int) -> None: ...
+
+
+class Counters:
+    """Counts that transports and listeners keep up to date
+    (``reactor.counters``); ``Reactor.stats()`` reports them.  Plain
+    attributes: add to them directly."""
+
+    __slots__ = ("bytes_in", "bytes_out", "connections_opened", "connections_closed",
+                 "accept_errors")
+
+    def __init__(self) -> None:
+        #: Bytes received and sent by every transport of the reactor.
+        self.bytes_in = 0
+        self.bytes_out = 0
+        #: Connections (transports) opened and closed.
+        self.connections_opened = 0
+        self.connections_closed = 0
+        #: Failed ``accept()`` calls that paused a listener.
+        self.accept_errors = 0
+
+
+class _LoopStats:
+    """What the loop itself measures as it runs."""
 
     __slots__ = ("iterations", "select_time", "callback_time", "slowest_callback",
-                 "slowest_callback_name", "slow_callbacks", "bytes_in", "bytes_out",
-                 "accept_errors", "connections_opened", "connections_closed")
+                 "slowest_callback_name", "slow_callbacks")
 
     def __init__(self) -> None:
         self.iterations = 0
@@ -83,11 +149,6 @@ class LoopStats:
         self.slowest_callback = 0.0
         self.slowest_callback_name = ""
         self.slow_callbacks = 0
-        self.bytes_in = 0
-        self.bytes_out = 0
-        self.accept_errors = 0
-        self.connections_opened = 0
-        self.connections_closed = 0
 
 
 class ThreadCall:
@@ -188,7 +249,7 @@ class _Waker:
             # either way the loop needs no second nudge.
             pass
 
-    def _handle_io(self, mask: int) -> None:
+    def handle_io(self, mask: int) -> None:
         try:
             while self.reader.recv(4096):
                 pass
@@ -200,74 +261,46 @@ class _Waker:
         self.writer.close()
 
 
-def _selectors_mask(epoll_events: int) -> int:
-    """What ``selectors`` reports for an epoll event word: an error or hang-up
-    counts as both readable and writable, so whoever is waiting finds out."""
-    mask = 0
-    if epoll_events & ~select.EPOLLIN:
-        mask |= EVENT_WRITE
-    if epoll_events & ~select.EPOLLOUT:
-        mask |= EVENT_READ
-    return mask
+class _Callbacks:
+    """The handler behind ``add_reader``/``add_writer`` for one descriptor:
+    at most one reader and one writer callback."""
+
+    __slots__ = ("reactor", "fd", "reader", "writer")
+
+    def __init__(self, reactor: "Reactor", fd: int) -> None:
+        self.reactor = reactor
+        self.fd = fd
+        self.reader: Optional[Handle] = None
+        self.writer: Optional[Handle] = None
+
+    @property
+    def events(self) -> int:
+        return ((EVENT_READ if self.reader is not None else 0)
+                | (EVENT_WRITE if self.writer is not None else 0))
+
+    def handle_io(self, mask: int) -> None:
+        # The writer is looked up after the reader ran: it may have removed it.
+        if mask & EVENT_READ and self.reader is not None:
+            self.reactor.call_user(self.reader.fn, *self.reader.args, fd=self.fd)
+        if mask & EVENT_WRITE and self.writer is not None:
+            self.reactor.call_user(self.writer.fn, *self.writer.args, fd=self.fd)
+
+    def __repr__(self) -> str:
+        return f"<add_reader/add_writer callbacks for fd {self.fd}>"
 
 
-if hasattr(selectors, "EpollSelector"):
-    class LeanEpollSelector(selectors.EpollSelector):
-        """``selectors.EpollSelector`` with a ``select()`` that does less per
-        event: one list comprehension instead of a loop with a method call,
-        a tuple and two branches per ready descriptor.  Registration, keys
-        and every other method are the standard library's.
-
-        It returns exactly what the parent returns except that the mask is
-        not narrowed to ``key.events``: the reactor's handlers check their
-        own interest anyway.  The events epoll can report for what we
-        register (IN, OUT, ERR, HUP) all fit in five bits, so a 32-entry
-        table translates them.  ``Reactor()`` uses it whenever
-        ``DefaultSelector`` would be plain epoll.
-        """
-
-        _MASKS = tuple(_selectors_mask(events) for events in range(32))
-
-        # The parent's own attributes (typeshed leaves them out): the epoll
-        # object and the descriptor-to-key dict that register() maintains.
-        _selector: "select.epoll"
-        _fd_to_key: Dict[int, selectors.SelectorKey]
-
-        def select(self, timeout: Optional[float] = None
-                   ) -> List[Tuple[selectors.SelectorKey, int]]:
-            if timeout is None:
-                timeout = -1
-            elif timeout <= 0:
-                timeout = 0
-            else:
-                # Round up to whole milliseconds, as the parent does: epoll
-                # would otherwise round down and wake before the deadline.
-                timeout = math.ceil(timeout * 1e3) * 1e-3
-            key_of = self._fd_to_key.get
-            masks = self._MASKS
-            try:
-                ready = self._selector.poll(timeout, max(len(self._fd_to_key), 1))
-            except InterruptedError:
-                return []
-            return [(key, masks[events & 31]) for fd, events in ready
-                    if (key := key_of(fd)) is not None]
-
-
-def default_selector() -> selectors.BaseSelector:
-    """``selectors.DefaultSelector()``, or its lean variant when that is epoll."""
-    selector = selectors.DefaultSelector()
-    if type(selector) is getattr(selectors, "EpollSelector", None):
-        selector.close()
-        return LeanEpollSelector()
-    return selector
+def _fd_of(fileobj: FileObj) -> int:
+    if isinstance(fileobj, int):
+        return fileobj
+    return int(fileobj.fileno())
 
 
 class Reactor:
     """A single-threaded event loop over ``selectors``.
 
-    ``selector`` defaults to ``selectors.DefaultSelector()`` (see
-    ``LeanEpollSelector``); ``clock`` to the
-    monotonic clock (pass ``reactor.testing.FakeClock()`` in tests).
+    ``selector`` defaults to ``reactor.selector.default_selector()``;
+    ``clock`` to the monotonic clock (pass ``reactor.testing.FakeClock()``
+    in tests).
     """
 
     #: A callback running longer than this many seconds is logged as
@@ -289,16 +322,17 @@ class Reactor:
         self._exception_handler: Optional[ExceptionHandler] = None
         self._executor: Optional[concurrent.futures.ThreadPoolExecutor] = None
         self._signals: Dict[int, Any] = {}
-        self._stats = LoopStats()
+        self._stats = _LoopStats()
+        #: Counts that transports keep up to date (see ``Counters``).
+        self.counters = Counters()
         #: The ``Tracer`` recording events, or ``None`` (the default).
         self.tracer: Optional[Tracer] = Tracer() if trace is True else (trace or None)
         self._old_wakeup_fd = -1
-        self._listeners: Set[Listener] = set()  # open ones, for shutdown()
+        # Insertion-ordered sets of hooks (dicts, for removal in O(1)).
+        self._shutdown_hooks: Dict[ShutdownHook, None] = {}
+        self._close_hooks: Dict[Callable[[], None], None] = {}
         self._shutting_down = False
         self._in_step = False
-        #: Idle queues shared by conversation protocols made without serve(),
-        #: one per timeout (see reactor.conversations).
-        self._idle_queues: Dict[float, IdleQueue] = {}
         self._waker = _Waker()
         self._selector.register(self._waker.reader, EVENT_READ, self._waker)
         #: The host-name resolver used by ``listen_tcp`` and ``connect_tcp``;
@@ -307,6 +341,13 @@ class Reactor:
         self.getaddrinfo = socket.getaddrinfo
 
     # -- time and scheduling ------------------------------------------------
+
+    @property
+    def clock(self) -> Clock:
+        """The clock this reactor reads: ``time()`` is ``clock.now()``.  A
+        hot path may keep ``clock.now`` (for the default clock, the C
+        function ``time.monotonic`` itself)."""
+        return self._clock
 
     def time(self) -> float:
         """Now, in seconds, on this reactor's (monotonic) clock."""
@@ -358,6 +399,94 @@ class Reactor:
         callbacks do not make the descriptor readable."""
         fileno = getattr(self._selector, "fileno", None)
         return None if fileno is None else int(fileno())
+
+    # -- watching descriptors: the boundary transports are built on ----------
+
+    def add_handler(self, fileobj: FileObj, events: int, handler: IOHandler) -> None:
+        """Watch ``fileobj`` (a descriptor, or an object with ``fileno()``)
+        for ``events`` (``EVENT_READ | EVENT_WRITE``): ``handler.handle_io``
+        is called when it is ready (see ``IOHandler`` for the one rule).
+        ``RuntimeError`` if something already watches it."""
+        self._check_open()
+        try:
+            self._selector.register(fileobj, events, handler)
+        except KeyError:
+            fd = _fd_of(fileobj)
+            key = self._selector.get_map().get(fd)
+            owner = key.data if key is not None else None
+            raise RuntimeError(f"descriptor {fd} is already watched by {owner!r}") from None
+
+    def update_handler(self, fileobj: FileObj, events: int, handler: IOHandler) -> None:
+        """Change what ``fileobj`` is watched for (``events`` must not be 0:
+        use ``remove_handler``), or which handler it reports to."""
+        self._selector.modify(fileobj, events, handler)
+
+    def remove_handler(self, fileobj: FileObj) -> bool:
+        """Stop watching ``fileobj``.  False if it was not watched; tolerates
+        an object already closed."""
+        try:
+            self._selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            return False
+        return True
+
+    def registered_count(self) -> int:
+        """How many descriptors the selector watches, the waker excluded."""
+        return len(self._selector.get_map()) - 1
+
+    def add_reader(self, fd: FileObj, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` whenever ``fd`` is readable, until
+        ``remove_reader(fd)``; replaces an earlier reader of ``fd``.  For
+        your own descriptors (a pipe, a terminal, another library's socket);
+        ``RuntimeError`` for one a transport or listener owns.  Remove it
+        before closing the descriptor."""
+        self._set_callback(fd, EVENT_READ, Handle(fn, args))
+
+    def add_writer(self, fd: FileObj, fn: Callable[..., Any], *args: Any) -> None:
+        """Call ``fn(*args)`` whenever ``fd`` is writable; see ``add_reader``."""
+        self._set_callback(fd, EVENT_WRITE, Handle(fn, args))
+
+    def remove_reader(self, fd: FileObj) -> bool:
+        """Stop watching ``fd`` for reading.  False if it had no reader."""
+        return self._set_callback(fd, EVENT_READ, None)
+
+    def remove_writer(self, fd: FileObj) -> bool:
+        """Stop watching ``fd`` for writing.  False if it had no writer."""
+        return self._set_callback(fd, EVENT_WRITE, None)
+
+    def _set_callback(self, fileobj: FileObj, event: int, handle: Optional[Handle]) -> bool:
+        """Set (or with ``None`` clear) the reader or writer of a descriptor;
+        True if there was one before."""
+        if handle is not None:
+            self._check_open()
+        elif self._closed:
+            return False
+        fd = _fd_of(fileobj)
+        key = self._selector.get_map().get(fd)
+        callbacks = key.data if key is not None else _Callbacks(self, fd)
+        if not isinstance(callbacks, _Callbacks):
+            raise RuntimeError(f"descriptor {fd} is watched by {callbacks!r}; add_reader and "
+                               f"add_writer cannot share it")
+        if event == EVENT_READ:
+            previous, callbacks.reader = callbacks.reader, handle
+        else:
+            previous, callbacks.writer = callbacks.writer, handle
+        if previous is not None:
+            previous.cancel()
+        events = callbacks.events
+        if key is None:
+            if events:
+                self._selector.register(fd, events, callbacks)
+        elif not events:
+            self._selector.unregister(fd)
+        else:
+            try:
+                self._selector.modify(fd, events, callbacks)
+            except OSError:
+                # Closed (and perhaps reused) while watched: the selector has
+                # dropped it; watch the descriptor now behind that number.
+                self._selector.register(fd, events, callbacks)
+        return previous is not None
 
     # -- running ------------------------------------------------------------
 
@@ -451,10 +580,9 @@ class Reactor:
         bar = min(self._stats.slowest_callback, self.slow_callback_duration)
         for key, mask in events:
             try:
-                key.data._handle_io(mask)
-            except Exception as exc:  # a bug in the library, not user code
-                self._report(exc, "internal error while handling I/O",
-                             handler=key.data)
+                key.data.handle_io(mask)
+            except Exception as exc:  # user code is caught further in
+                self._report_bug(exc, key.data)
             now = perf_counter()
             if now - last > bar:
                 self._note_slow(now - last, key.data)
@@ -465,7 +593,7 @@ class Reactor:
         tracer = self.tracer
         for timer in self._timers.pop_due(now):
             if tracer is not None:
-                tracer.record("timer", None, f"fired {_name(timer.fn)}")
+                tracer.record("timer", None, f"fired {describe(timer.fn)}")
             self._ready.append(timer)  # type: ignore[arg-type]  # same shape
 
     def _run_ready(self) -> None:
@@ -476,11 +604,11 @@ class Reactor:
             handle = ready.popleft()
             if handle.cancelled:
                 continue
+            # call_user() written out: this runs for every callback and timer.
             try:
                 handle.fn(*handle.args)
             except Exception as exc:
-                self._report(exc, f"exception in callback {handle.fn!r}",
-                             callback=handle.fn)
+                self.report_error(exc, handle.fn)
             now = perf_counter()
             if now - last > bar:
                 self._note_slow(now - last, handle.fn)
@@ -491,11 +619,11 @@ class Reactor:
         stats = self._stats
         if duration > stats.slowest_callback:
             stats.slowest_callback = duration
-            stats.slowest_callback_name = _name(what)
+            stats.slowest_callback_name = describe(what)
         if duration > self.slow_callback_duration:
             stats.slow_callbacks += 1
             logger.warning("%s blocked the loop for %.3fs (slow_callback_duration is %gs)",
-                           _name(what), duration, self.slow_callback_duration)
+                           describe(what), duration, self.slow_callback_duration)
 
     def _trace_select(self, timeout: Optional[float],
                       events: List[Tuple[selectors.SelectorKey, int]]) -> None:
@@ -511,9 +639,10 @@ class Reactor:
         """A snapshot of the loop's counters: ``iterations``, seconds spent in
         ``select_time`` and ``callback_time``, ``slowest_callback`` (seconds)
         and its name, ``slow_callbacks`` (over ``slow_callback_duration``),
-        ``registered`` descriptors, ``open_connections``, ``pending_timers``,
-        ``bytes_in``/``bytes_out`` and ``accept_errors``."""
-        s = self._stats
+        ``registered`` descriptors, ``pending_timers``, ``ready_callbacks``,
+        and from ``counters``: ``open_connections``, ``bytes_in``/``bytes_out``
+        and ``accept_errors``."""
+        s, c = self._stats, self.counters
         return {
             "iterations": s.iterations,
             "select_time": s.select_time,
@@ -522,21 +651,24 @@ class Reactor:
             "slowest_callback_name": s.slowest_callback_name,
             "slow_callbacks": s.slow_callbacks,
             "registered": self.registered_count() if not self._closed else 0,
-            "open_connections": s.connections_opened - s.connections_closed,
+            "open_connections": c.connections_opened - c.connections_closed,
             "pending_timers": len(self._timers),
             "ready_callbacks": len(self._ready),
-            "bytes_in": s.bytes_in,
-            "bytes_out": s.bytes_out,
-            "accept_errors": s.accept_errors,
+            "bytes_in": c.bytes_in,
+            "bytes_out": c.bytes_out,
+            "accept_errors": c.accept_errors,
         }
 
     # -- errors -------------------------------------------------------------
 
     def set_exception_handler(self, handler: Optional[ExceptionHandler]) -> None:
-        """Route errors from user code to ``handler(reactor, context)``;
-        ``None`` restores the default, which logs them with traceback to the
-        ``reactor`` logger.  ``context`` has ``message`` and usually
-        ``exception``, plus ``callback``, ``transport`` or ``protocol``."""
+        """Route errors to ``handler(reactor, context)``; ``None`` restores
+        the default, which logs them with traceback to the ``reactor``
+        logger.  ``context`` has ``message`` and usually ``exception``; for
+        an error in user code also ``callback`` (the callable that raised)
+        and, as they apply, ``protocol``, ``transport``, ``listener``,
+        ``connector``.  A bug in the library comes as an ``InternalError``
+        with ``handler``."""
         self._exception_handler = handler
 
     def get_exception_handler(self) -> Optional[ExceptionHandler]:
@@ -574,30 +706,40 @@ class Reactor:
                 "original_context": context,
             })
 
-    def _report(self, exc: BaseException, message: str, **context: Any) -> None:
-        context["message"] = message
-        context["exception"] = exc
+    def call_user(self, fn: Callable[..., T], *args: Any,
+                  on_error: Optional[Callable[[Exception], Any]] = None,
+                  **context: Any) -> Optional[T]:
+        """Call ``fn(*args)``, code the caller does not own, and return what
+        it returns.  If it raises, the exception goes to ``report_error``
+        with ``context`` (``protocol=``, ``transport=``...), then to
+        ``on_error(exc)`` if given (a transport aborts its connection
+        there), and ``None`` is returned.  Never raises ``Exception``."""
+        try:
+            return fn(*args)
+        except Exception as exc:
+            self.report_error(exc, fn, **context)
+            if on_error is not None:
+                on_error(exc)
+            return None
+
+    def report_error(self, exc: BaseException, callback: Callable[..., Any],
+                     **context: Any) -> None:
+        """Report that user code ``callback`` raised ``exc``.  The one place
+        the context of such an error is made: ``message`` ("exception in
+        Class.method()"), ``exception``, ``callback`` and the given keys."""
+        context = {"message": f"exception in {describe(callback)}()", "exception": exc,
+                   "callback": callback, **context}
         self.call_exception_handler(context)
 
-    # -- I/O registration (used by transports and listeners) ------------------
-
-    def _register(self, fileobj: Any, mask: int, handler: Any) -> None:
-        self._selector.register(fileobj, mask, handler)
-
-    def _modify(self, fileobj: Any, mask: int, handler: Any) -> None:
-        self._selector.modify(fileobj, mask, handler)
-
-    def _unregister(self, fileobj: Any) -> None:
-        """Stop watching ``fileobj``; tolerates an object already closed or
-        never registered."""
-        try:
-            self._selector.unregister(fileobj)
-        except (KeyError, ValueError):
-            pass
-
-    def registered_count(self) -> int:
-        """How many descriptors the selector watches, the waker excluded."""
-        return len(self._selector.get_map()) - 1
+    def _report_bug(self, exc: Exception, handler: Any) -> None:
+        bug = InternalError(f"{type(handler).__name__}.handle_io raised {exc!r}")
+        bug.__cause__ = exc
+        self.call_exception_handler({
+            "message": "internal error while handling I/O (a bug in the library or in "
+                       "this handler, not in user code)",
+            "exception": bug,
+            "handler": handler,
+        })
 
     # -- threads and signals ------------------------------------------------
 
@@ -648,25 +790,49 @@ class Reactor:
 
     # -- shutting down ------------------------------------------------------
 
+    def add_shutdown_hook(self, hook: ShutdownHook) -> None:
+        """Take part in ``shutdown(grace)``: it calls ``hook(grace, done)``,
+        and the hook calls ``done()`` once it has finished (at the latest
+        ``grace`` seconds later).  Listeners add their ``shutdown`` here."""
+        self._shutdown_hooks[hook] = None
+
+    def remove_shutdown_hook(self, hook: ShutdownHook) -> bool:
+        return self._shutdown_hooks.pop(hook, False) is None
+
+    def add_close_hook(self, hook: Callable[[], None]) -> None:
+        """Have ``close()`` call ``hook()`` before it releases the selector:
+        for owners of descriptors to release theirs (listeners do)."""
+        self._close_hooks[hook] = None
+
+    def remove_close_hook(self, hook: Callable[[], None]) -> bool:
+        return self._close_hooks.pop(hook, False) is None
+
     def shutdown(self, grace: float = 5.0) -> None:
-        """Graceful stop of every listener this reactor has open: see
-        ``Listener.shutdown``.  Once all their connections are gone (at most
-        ``grace`` seconds from now), ``stop()`` is called."""
+        """Graceful stop: call every shutdown hook (each listener stops
+        accepting and asks its connections to finish; see
+        ``Listener.shutdown``), and ``stop()`` once all of them are done, at
+        most ``grace`` seconds from now."""
         if self._shutting_down:
             return  # the first call's deadline stands
         self._shutting_down = True
-        listeners = list(self._listeners)
-        remaining = [len(listeners)]
-
-        def one_done() -> None:
-            remaining[0] -= 1
-            if remaining[0] == 0:
-                self.stop()
-
-        if not listeners:
+        hooks = list(self._shutdown_hooks)
+        remaining = [len(hooks)]
+        if not hooks:
             self.call_soon(self.stop)
-        for listener in listeners:
-            listener.shutdown(grace, one_done)
+
+        def done_once() -> Callable[[], None]:
+            called = [False]
+
+            def done() -> None:
+                if not called[0]:
+                    called[0] = True
+                    remaining[0] -= 1
+                    if remaining[0] == 0:
+                        self.stop()
+            return done
+
+        for hook in hooks:
+            self.call_user(hook, grace, done_once())
 
     def is_running(self) -> bool:
         return self._running
@@ -679,19 +845,20 @@ class Reactor:
             raise RuntimeError("this reactor is closed")
 
     def close(self) -> None:
-        """Release the selector, the self-pipe, open listeners, the worker
-        threads and any signal handlers.  Transports still open are not
-        closed for you.  A worker thread blocked in ``run_in_thread`` work
-        still delays the interpreter's exit until that work returns."""
+        """Call the close hooks (listeners close), then release the worker
+        threads, signal handlers, the selector and the self-pipe.
+        Transports still open are not closed for you.  A worker thread
+        blocked in ``run_in_thread`` work still delays the interpreter's
+        exit until that work returns."""
         if self._running:
             raise RuntimeError("cannot close a running reactor")
         if self._closed:
             return
+        for hook in list(self._close_hooks):
+            self.call_user(hook)
         self._closed = True
         for sig in list(self._signals):
             self.remove_signal_handler(sig)
-        for listener in list(self._listeners):
-            listener.close()
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None
@@ -705,18 +872,18 @@ class Reactor:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    # -- networking (implemented in servers.py) -------------------------------
+    # -- conveniences (implemented in reactor.tcp) -----------------------------
 
-    def listen_tcp(self, protocol_factory: Callable[[], Any], host: Hosts = "localhost",
-                   port: int = 0, *, backlog: int = DEFAULT_BACKLOG, **options: Any) -> "Listener":
-        """Listen for TCP connections; see ``reactor.servers.Listener``."""
-        self._check_open()
-        return Listener(self, protocol_factory, host, port, backlog=backlog, **options)
+    def listen_tcp(self, protocol_factory: Callable[[], Any], host: Any = "localhost",
+                   port: int = 0, **options: Any) -> Any:
+        """``reactor.tcp.listen_tcp(self, ...)``: listen for TCP connections
+        and return a ``Listener``."""
+        from .tcp import listen_tcp  # the loop sits below TCP: import on use
+        return listen_tcp(self, protocol_factory, host, port, **options)
 
-    def connect_tcp(self, protocol_factory: Callable[[], Any], host: str, port: int, *,
-                    timeout: Optional[float] = 30.0, **options: Any) -> "Connector":
-        """Open a TCP connection without blocking; see
-        ``reactor.servers.Connector``."""
-        self._check_open()
-        return Connector(self, protocol_factory, host, port, timeout=timeout, **options)
-
+    def connect_tcp(self, protocol_factory: Callable[[], Any], host: str, port: int,
+                    **options: Any) -> Any:
+        """``reactor.tcp.connect_tcp(self, ...)``: open a TCP connection
+        without blocking and return its ``Connector``."""
+        from .tcp import connect_tcp
+        return connect_tcp(self, protocol_factory, host, port, **options)

@@ -29,24 +29,42 @@ Run two protocols against each other through the real transport code::
 
 Split data the way TCP might: ``chunks(data, 1)`` (one byte at a time),
 ``chunks(data, [3, 1, 7])``, or ``random_chunks(data, seed=4)``.
+
+Test the loop's dispatch, or your own ``IOHandler``, with no real I/O:
+``Reactor(selector=ScriptedSelector())``, then queue what ``select()`` should
+return in ``selector.script``.
 """
 
 from __future__ import annotations
 
 import collections
-import errno
 import random
+import selectors
 import socket
+import struct
 import time
-from typing import Any, Callable, Deque, Iterable, List, Optional, Sequence, Tuple, Union
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Dict,
+    Iterable,
+    List,
+    Mapping,
+    Optional,
+    Sequence,
+    Tuple,
+    Union,
+)
 
 from .loop import Reactor
 from .protocols import Protocol
+from .streams import StreamTransport
 from .timers import Clock
-from .transports import Transport
+from .transports import Buffer, Transport
 
-__all__ = ["FakeClock", "advance", "MemoryTransport", "ConnectedPair", "chunks",
-           "random_chunks"]
+__all__ = ["FakeClock", "advance", "MemoryTransport", "ConnectedPair", "ScriptedSelector",
+           "chunks", "random_chunks"]
 
 
 class FakeClock(Clock):
@@ -76,7 +94,7 @@ def advance(reactor: Reactor, seconds: float, max_steps: int = 100_000) -> None:
     each timer's deadline on the way so it fires with ``time()`` equal to
     that deadline, in order; then run one more step at the end time.
     ``max_steps`` bounds a timer that keeps rescheduling itself."""
-    clock = reactor._clock
+    clock = reactor.clock
     if not isinstance(clock, FakeClock):
         raise TypeError("advance() needs a Reactor built with clock=FakeClock()")
     end = clock.now() + seconds
@@ -92,7 +110,7 @@ def advance(reactor: Reactor, seconds: float, max_steps: int = 100_000) -> None:
     reactor.run_once(0)
 
 
-class MemoryTransport:
+class MemoryTransport(Transport):
     """A transport that records instead of sending.
 
     What the protocol wrote is in ``value()``; ``eof_written``, ``closed``,
@@ -196,7 +214,7 @@ class MemoryTransport:
 
     # -- the transport interface --------------------------------------------------
 
-    def write(self, data: bytes) -> None:
+    def write(self, data: Buffer) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         if self.closed:
@@ -206,7 +224,7 @@ class MemoryTransport:
         self.written += data
         self.writes.append(bytes(data))
 
-    def writelines(self, chunks: Iterable[bytes]) -> None:
+    def writelines(self, chunks: Iterable[Buffer]) -> None:
         self.write(b"".join(chunks))
 
     def write_eof(self) -> None:
@@ -288,26 +306,24 @@ def random_chunks(data: bytes, seed: Optional[int] = None, max_size: int = 16) -
 
 
 class ConnectedPair:
-    """Two protocols talking through real ``Transport`` objects over a
-    ``socket.socketpair()`` on ``reactor``: the real buffering, flow control,
-    half-close and ``connection_lost`` ordering, no network.
+    """Two protocols talking through real ``StreamTransport`` objects over a
+    TCP connection on the loopback interface: the real buffering, flow
+    control, half-close and ``connection_lost`` ordering.
 
     ``server`` and ``client`` are the transports (the names only say which
     protocol was given first).  ``run_until`` steps the reactor;
-    ``reset(transport)`` injects a peer reset on that side; ``close()``
+    ``reset(transport)`` makes the other side reset the connection; ``close()``
     aborts both and runs until their ``connection_lost`` calls are done.
     """
 
     def __init__(self, reactor: Reactor, server_protocol: Protocol,
                  client_protocol: Protocol) -> None:
         self.reactor = reactor
-        a, b = socket.socketpair()
-        for sock in (a, b):
-            sock.setblocking(False)
-        self.server = Transport(reactor, a, server_protocol)
-        self.client = Transport(reactor, b, client_protocol)
-        self.server._start("accepted")
-        self.client._start("connected")
+        a, b = _loopback_pair()
+        self.server = StreamTransport(reactor, a, server_protocol)
+        self.client = StreamTransport(reactor, b, client_protocol)
+        self.server.start("accepted")
+        self.client.start("connected")
 
     def run_until(self, predicate: Callable[[], Any], timeout: float = 5.0) -> None:
         """Step the reactor until ``predicate()`` is true; ``AssertionError``
@@ -318,13 +334,81 @@ class ConnectedPair:
                 raise AssertionError(f"condition not reached within {timeout}s")
             self.reactor.run_once(0.01)
 
-    def reset(self, victim: Transport) -> None:
-        """Fault injection: ``victim`` fails as if its peer had reset the
-        connection (its protocol gets ``ConnectionResetError``); the other
-        side then sees the connection drop."""
-        victim._fatal(ConnectionResetError(errno.ECONNRESET, "connection reset (injected)"))
+    def reset(self, victim: StreamTransport) -> None:
+        """Fault injection: the other side aborts with a TCP reset (RST), so
+        ``victim`` fails as any transport whose peer reset the connection
+        does: its protocol's ``connection_lost`` gets ``ConnectionResetError``
+        once the reset arrives (run the reactor for that)."""
+        other = self.client if victim is self.server else self.server
+        sock = other.get_extra_info("socket")
+        # Linger on, with a zero timeout: close() sends RST instead of FIN.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        other.abort()
 
     def close(self) -> None:
         for transport in (self.server, self.client):
             transport.abort()
-        self.run_until(lambda: self.server._protocol is None and self.client._protocol is None)
+        self.run_until(lambda: self.server.get_protocol() is None
+                       and self.client.get_protocol() is None)
+
+
+def _loopback_pair() -> Tuple[socket.socket, socket.socket]:
+    """A connected pair of non-blocking TCP sockets on 127.0.0.1."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(1)
+        client = socket.create_connection(listener.getsockname())
+        try:
+            server, _ = listener.accept()
+        except BaseException:  # pragma: no cover  (loopback accept failing)
+            client.close()
+            raise
+    for sock in (server, client):
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return server, client
+
+
+class ScriptedSelector(selectors.BaseSelector):
+    """A selector for tests: it records registrations, and ``select()``
+    returns whatever the test queued in ``script`` (a list of event lists,
+    one per call; an empty list once the script runs out).  The timeouts
+    ``select()`` was called with are kept in ``timeouts``.  Nothing waits."""
+
+    def __init__(self) -> None:
+        self.keys: Dict[int, selectors.SelectorKey] = {}
+        self.script: List[List[Tuple[selectors.SelectorKey, int]]] = []
+        self.timeouts: List[Optional[float]] = []
+        self.closed = False
+
+    @staticmethod
+    def _fd(fileobj: Any) -> int:
+        return fileobj if isinstance(fileobj, int) else int(fileobj.fileno())
+
+    def register(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        fd = self._fd(fileobj)
+        if fd in self.keys:
+            raise KeyError(f"{fd} already registered")
+        key = selectors.SelectorKey(fileobj, fd, events, data)
+        self.keys[fd] = key
+        return key
+
+    def unregister(self, fileobj: Any) -> selectors.SelectorKey:
+        return self.keys.pop(self._fd(fileobj))
+
+    def modify(self, fileobj: Any, events: int, data: Any = None) -> selectors.SelectorKey:
+        fd = self._fd(fileobj)
+        if fd not in self.keys:
+            raise KeyError(fd)
+        self.keys[fd] = key = selectors.SelectorKey(fileobj, fd, events, data)
+        return key
+
+    def select(self, timeout: Optional[float] = None) -> List[Tuple[selectors.SelectorKey, int]]:
+        self.timeouts.append(timeout)
+        return self.script.pop(0) if self.script else []
+
+    def get_map(self) -> Mapping[Any, selectors.SelectorKey]:
+        return dict(self.keys)
+
+    def close(self) -> None:
+        self.closed = True

@@ -8,8 +8,14 @@ adapters in ``reactor.conversations`` connect one to a transport.
 Every input method returns the list of events it caused.  ``data_to_send()``
 hands over (and forgets) the bytes the machine wants written.  ``deadline``
 is the time at which ``handle_timer`` must be called if nothing else happens
-first; calling it early is harmless (it re-checks), late is allowed.  Once
-``finished`` is true the connection should be closed, after flushing.
+first (``None``: no deadline); it is the only timer contract between a
+machine and its adapter.  It is never later than the real deadline, but may
+be earlier: an input that only pushes the idle deadline further away need
+not update it.  Calling ``handle_timer`` early is harmless: it finds nothing
+due and brings ``deadline`` up to date.  Late is allowed.  ``deadline`` is a
+plain attribute, not a property, because an adapter reads it after every
+chunk.  Once ``finished`` is true the connection should be closed, after
+flushing.
 
 Two deadlines exist.  The idle deadline is ``idle_timeout`` after the last
 byte received (or the start): the 30-second select() wait of the original
@@ -126,7 +132,8 @@ class Deadlines:
     Machines inherit from it (one object per connection, not two);
     ``machine.deadlines`` is the machine itself, for readable call sites."""
 
-    __slots__ = ("idle_timeout", "message_timeout", "last_activity", "message_started")
+    __slots__ = ("idle_timeout", "message_timeout", "last_activity", "message_started",
+                 "deadline")
 
     def __init__(self, idle_timeout: Optional[float], message_timeout: Optional[float]) -> None:
         for name, value in (("idle_timeout", idle_timeout), ("message_timeout", message_timeout)):
@@ -137,6 +144,9 @@ class Deadlines:
         self.message_timeout = message_timeout or None
         self.last_activity = 0.0
         self.message_started: Optional[float] = None
+        #: When ``handle_timer`` is next due, or ``None``: never later than
+        #: the real deadline (see the module docstring).
+        self.deadline: Optional[float] = None
 
     @property
     def deadlines(self) -> "Deadlines":
@@ -154,10 +164,12 @@ class Deadlines:
             return None
         return self.message_started + self.message_timeout
 
-    @property
-    def next(self) -> Optional[float]:
-        candidates = [d for d in (self.idle_deadline, self.message_deadline) if d is not None]
-        return min(candidates) if candidates else None
+    def _refresh_deadline(self) -> None:
+        """Work ``deadline`` out again after an input changed the activity
+        time or the message start."""
+        idle, message = self.idle_deadline, self.message_deadline
+        self.deadline = message if idle is None else idle if message is None \
+            else min(idle, message)
 
     def expired(self, now: float) -> Optional[str]:
         """Why the connection is out of time at ``now``, or ``None``."""
@@ -196,11 +208,6 @@ class Machine(Deadlines):
         self.finished = False
         self._outgoing = b""
 
-    @property
-    def deadline(self) -> Optional[float]:
-        """When ``handle_timer`` is next due, or ``None``."""
-        return None if self.finished else self.next
-
     def data_to_send(self) -> bytes:
         """The bytes to write now (handed over once)."""
         out, self._outgoing = self._outgoing, b""
@@ -213,6 +220,8 @@ class Machine(Deadlines):
         except KeyError:
             check_transition(type(self), self.TRANSITIONS, self.state, trigger)  # raises
         self.finished = self.state is self.CLOSED
+        if self.finished:
+            self.deadline = None
 
     def handle_timer(self, now: float) -> List[Event]:
         """Check the deadlines at ``now``.  Harmless when none has passed,
@@ -221,6 +230,7 @@ class Machine(Deadlines):
             return []
         reason = self.expired(now)
         if reason is None:
+            self._refresh_deadline()  # it may have been early
             return []
         self._to(self.TIMEOUT)
         self._drop_held()

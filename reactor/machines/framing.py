@@ -107,6 +107,7 @@ class MessageMachine(Machine):
     def start(self, now: float) -> List[Event]:
         self._to(T.START)
         self.last_activity = now
+        self._refresh_deadline()
         self._outgoing += self.greeting
         return []
 
@@ -151,6 +152,7 @@ class MessageMachine(Machine):
         else:
             self.message_started = None
             self._to(_COMPLETE)
+        self._refresh_deadline()
         return events
 
     def receive_eof(self, now: float) -> List[Event]:

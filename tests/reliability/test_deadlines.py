@@ -9,9 +9,8 @@ from typing import List
 
 import pytest
 
-from reactor import Reactor
-from reactor.conversations import ReadProtocol, Settings, serve
-from reactor.servers import ConnectError
+from reactor import ConnectError, Reactor
+from reactor.conversations import ReadProtocol, ServerContext, Settings, serve
 from reactor.testing import FakeClock, MemoryTransport
 
 pytestmark = pytest.mark.timeout(90)
@@ -35,17 +34,15 @@ def test_idle_deadline_never_early_and_within_one_step(fake_reactor: Reactor,
 
 def test_idle_deadlines_of_two_connections_one_timer(fake_reactor: Reactor,
                                                      clock: FakeClock) -> None:
-    """Two connections on one shared IdleQueue, the second 1 ms younger:
-    each closes at its own deadline, not before, and the timer re-arms."""
-    from reactor.conversations import _idle_expired
-    from reactor.idle import IdleQueue
-    settings = Settings(idle_timeout=30)
-    idle = IdleQueue(fake_reactor, 30, _idle_expired)
+    """Two connections of one server (one deadline queue), the second 1 ms
+    younger: each closes at its own deadline, not before, and the timer
+    re-arms."""
+    context = ServerContext(fake_reactor, Settings(idle_timeout=30), lambda line: None)
     start = clock.now()
     transports = []
     for delay in (0, 0.001):
         clock.set(start + delay)
-        protocol = ReadProtocol(fake_reactor, settings, lambda line: None, idle)
+        protocol = ReadProtocol(fake_reactor, context=context)
         transports.append(MemoryTransport())
         transports[-1].connect(protocol)
     clock.set(start + 30)
@@ -105,7 +102,7 @@ def test_per_request_cost_does_not_grow_with_idle_connections(reactor: Reactor, 
             run(reactor, lambda: len(listener.connections) == len(idle), timeout=30)
         with_idle = requests(300)
         assert without == with_idle == {"call_at": 0, "call_later": 0}
-        assert len(reactor._timers) == 1  # one idle timer for all 2,001
+        assert reactor.stats()["pending_timers"] == 1  # one idle timer for all 2,001
     finally:
         reactor.call_at, reactor.call_later = real_at, real_later  # type: ignore
         for s in idle:
@@ -191,12 +188,10 @@ def test_over_long_line_closes_without_buffering_past_the_limit(reactor: Reactor
     lines: List[str] = []
     listener = serve(reactor, "ack", "127.0.0.1", 0, log=lines.append,
                      settings=Settings(max_message=1000))
-    protocols = []
-    real_factory = listener._protocol_factory
-    listener._protocol_factory = lambda: protocols.append(real_factory()) or protocols[-1]
     with socket.create_connection(("127.0.0.1", listener.port)) as s:
         s.setblocking(False)
-        run(reactor, lambda: protocols and protocols[0].transport is not None)
+        run(reactor, lambda: listener.connections)
+        protocols = [t.get_protocol() for t in listener.connections]
         s.send(b"fine\n")
         pending = b"A" * (1600 * 1024)  # 1.6 MB with no newline
         while pending and not any("longer than" in ln for ln in lines):

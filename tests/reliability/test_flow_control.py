@@ -127,11 +127,11 @@ def _reader(sock: socket.socket, out: List[bytes], expect: int) -> threading.Thr
 
 
 def _pair(reactor: Reactor, protocol: Protocol):
-    from reactor.transports import Transport
+    from reactor import StreamTransport
     ours, theirs = socket.socketpair()
     ours.setblocking(False)
-    transport = Transport(reactor, ours, protocol)
-    transport._start()
+    transport = StreamTransport(reactor, ours, protocol)
+    transport.start()
     return transport, theirs
 
 

@@ -10,9 +10,8 @@ from typing import Any, List, Optional
 
 import pytest
 
-from reactor import Protocol, Reactor
+from reactor import ConnectError, Protocol, Reactor
 from reactor.conversations import Settings, serve
-from reactor.servers import ConnectError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .procs import ROOT, Server, python, run
+from ..procs import ROOT, Server, python, run
 
 EX = ROOT / "examples"
 

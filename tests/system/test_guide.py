@@ -8,7 +8,7 @@ import re
 import shlex
 import sys
 
-from .procs import ROOT, run
+from ..procs import ROOT, run
 
 GUIDE = (ROOT / "docs" / "guide.rst").read_text()
 

@@ -12,7 +12,7 @@ import pytest
 
 from reactor import cli
 
-from .procs import Server, python, run
+from ..procs import Server, python, run
 
 # A name getaddrinfo refuses without asking any DNS server (a label longer
 # than 63 bytes cannot be put in a query), so no lookup leaves the machine.
@@ -249,7 +249,7 @@ def test_ack_client_gives_up_even_while_stdin_stays_open() -> None:
     import subprocess
     import time as time_module
 
-    from .procs import ROOT, env
+    from ..procs import ROOT, env
     with serve("ack", "--port", "0", "--host", "127.0.0.1") as server:
         started = time_module.monotonic()
         proc = subprocess.Popen(python("-m", "reactor", "ack-client", "127.0.0.1",

@@ -24,8 +24,8 @@ from typing import Any, Dict, List, Optional, Sequence
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-SOURCES = Path(__file__).resolve().parent / "interop"
+ROOT = Path(__file__).resolve().parents[2]
+SOURCES = ROOT / "tests" / "interop"
 PROGRAMS = ("hello_client", "hello_server", "echo6_client", "echo6_server",
             "ack_client", "ack_server", "read_server", "streamwrite")
 

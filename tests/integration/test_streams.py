@@ -1,4 +1,4 @@
-"""Tests for reactor.transports on real loopback TCP sockets: immediate
+"""Tests for reactor.streams on real loopback TCP sockets: immediate
 writes, buffering and interest, flow control, half-close, close/abort,
 errors from the peer and from the protocol."""
 
@@ -13,7 +13,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from reactor import Protocol, Reactor, Transport
+from reactor import Protocol, Reactor, StreamTransport, Transport
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -95,9 +95,9 @@ class Pair:
         self.reactor = reactor
         self.sock, self.peer = tcp_socket_pair(small_buffers)
         self.protocol: Any = protocol if protocol is not None else Recorder()
-        self.transport = Transport(reactor, self.sock, self.protocol)
+        self.transport = StreamTransport(reactor, self.sock, self.protocol)
         if start:
-            self.transport._start()
+            self.transport.start()
 
     def mask(self) -> int:
         try:
@@ -304,9 +304,9 @@ def test_water_marks_are_exact(reactor: Reactor) -> None:
     ours, peer = tcp_socket_pair()
     metered = MeteredSocket(ours)
     proto = Recorder()
-    t = Transport(reactor, metered, proto)  # type: ignore[arg-type]
+    t = StreamTransport(reactor, metered, proto)  # type: ignore[arg-type]
     try:
-        t._start()
+        t.start()
         t.set_write_buffer_limits(high=100, low=40)
         t.write(b"a" * 100)
         assert t.get_write_buffer_size() == 100
@@ -621,6 +621,7 @@ def failing_protocol(where: str) -> Recorder:
         def method(self: Recorder, *args: Any) -> Any:
             original(self, *args)
             raise Boom(name)
+        method.__name__ = method.__qualname__ = name
         return method
 
     setattr(Failing, where, raiser(where))
@@ -654,7 +655,9 @@ def test_protocol_exception_closes_only_that_connection(
     assert isinstance(ctx["exception"], Boom) and str(ctx["exception"]) == where
     assert ctx["protocol"] is bad.protocol
     assert ctx["transport"] is t
-    assert where in ctx["message"]
+    assert ctx["callback"] == getattr(bad.protocol, where)  # the callable itself
+    assert ctx["message"] == f"exception in Failing.{where}()"
+
     assert bad.protocol.events.count("lost") == 1
     if where != "connection_lost":
         assert bad.protocol.lost == [ctx["exception"]]
@@ -742,8 +745,8 @@ def test_transport_on_a_unix_socketpair(reactor: Reactor) -> None:
     try:
         a.setblocking(False)
         proto = Recorder()
-        t = Transport(reactor, a, proto)
-        t._start()
+        t = StreamTransport(reactor, a, proto)
+        t.start()
         t.write(b"over unix")
         assert b.recv(100) == b"over unix"
         b.sendall(b"back")
@@ -760,7 +763,6 @@ def test_transport_on_a_unix_socketpair(reactor: Reactor) -> None:
 def test_no_resume_writing_after_abort(reactor: Reactor, errors: List[Any]) -> None:
     import socket as socket_module
 
-    from reactor.transports import Transport
 
     class Tracks(Protocol):
         def __init__(self) -> None:
@@ -776,8 +778,8 @@ def test_no_resume_writing_after_abort(reactor: Reactor, errors: List[Any]) -> N
     try:
         a.setblocking(False)
         protocol = Tracks()
-        transport = Transport(reactor, a, protocol)
-        transport._start()
+        transport = StreamTransport(reactor, a, protocol)
+        transport.start()
         transport.set_write_buffer_limits(high=1000)
         transport.write(b"x" * (4 << 20))
         assert protocol.calls == ["pause"]

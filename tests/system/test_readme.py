@@ -7,7 +7,7 @@ import re
 import socket
 import threading
 
-from .procs import ROOT
+from ..procs import ROOT
 
 README = (ROOT / "README.rst").read_text()
 

@@ -22,9 +22,9 @@ import pytest
 
 from reactor import Protocol, Reactor, Transport
 
-from .conftest import run_until
+from ..conftest import run_until
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _load_suite() -> ModuleType:

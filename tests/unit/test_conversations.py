@@ -1,16 +1,17 @@
-"""The conversation protocols: on the in-memory transport with a fake clock,
-then many concurrent clients on real loopback sockets."""
+"""The conversation protocols on the in-memory transport with a fake clock:
+what they log, when their deadlines fire, and what they cost the deadline
+queue."""
 
 from __future__ import annotations
 
 import socket
-import time
 from typing import List
 
 import pytest
 
 from reactor import Reactor
-from reactor.conversations import AckProtocol, EchoProtocol, ReadProtocol, Settings, serve
+from reactor.conversations import AckProtocol, EchoProtocol, ReadProtocol, ServerContext, Settings
+from reactor.deadlines import DeadlineQueue
 from reactor.testing import FakeClock, MemoryTransport, advance
 
 
@@ -132,86 +133,6 @@ def _recv_exactly(reactor: Reactor, run, socks: List[socket.socket], size: int) 
     return [got[s] for s in socks]
 
 
-@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
-def test_200_concurrent_echo_clients_with_records_split(reactor: Reactor, run, host: str) -> None:
-    listener = serve(reactor, "echo", host, 0, settings=Settings(record_size=250),
-                     log=lambda line: None)
-    socks = _clients(reactor, listener.port, host, 200)
-    try:
-        run(reactor, lambda: len(listener.connections) == 200, timeout=20, step=0.01)
-        records = [bytes([i % 256]) * 250 for i in range(200)]
-        for s, record in zip(socks, records):  # each record in two segments
-            s.setblocking(True)
-            s.sendall(record[:100])
-        reactor.run_once(0.01)
-        for s, record in zip(socks, records):
-            s.sendall(record[100:])
-            s.setblocking(False)
-        assert _recv_exactly(reactor, run, socks, 250) == records
-    finally:
-        for s in socks:
-            s.close()
-    run(reactor, lambda: not listener.connections, timeout=20, step=0.01)
-    listener.close()
-
-
-def test_200_concurrent_ack_and_read_clients(reactor: Reactor, run) -> None:
-    lines: List[str] = []
-    ack = serve(reactor, "ack", "127.0.0.1", 0, log=lines.append)
-    read = serve(reactor, "read", "::1", 0, log=lines.append)
-    ack_socks = _clients(reactor, ack.port, "127.0.0.1", 200)
-    read_socks = _clients(reactor, read.port, "::1", 200)
-    try:
-        acks = _recv_exactly(reactor, run, ack_socks, 18)
-        assert set(acks) == {b"You are connected!"}
-        for i, s in enumerate(ack_socks):
-            s.send(b"message %d" % i)
-            s.close()
-        for i, s in enumerate(read_socks):
-            for byte in b"read %d\0" % i:  # one byte at a time
-                s.send(bytes([byte]))
-            s.close()
-        run(reactor, lambda: lines.count("Ending connection") == 200
-            and sum(line.startswith("Got the message:") for line in lines) == 200,
-            timeout=20, step=0.01)
-    finally:
-        for s in ack_socks + read_socks:
-            s.close()
-    assert {f"Got the message:message {i}" for i in range(200)} <= set(lines)
-    assert {f"-->read {i}" for i in range(200)} <= set(lines)
-    run(reactor, lambda: not ack.connections and not read.connections, timeout=20, step=0.01)
-    ack.close()
-    read.close()
-
-
-def test_idle_timeout_on_real_sockets_keeps_others_served(reactor: Reactor, run) -> None:
-    lines: List[str] = []
-    listener = serve(reactor, "echo", "127.0.0.1", 0, settings=Settings(idle_timeout=0.3),
-                     log=lines.append)
-    silent = socket.create_connection(("127.0.0.1", listener.port))
-    busy = socket.create_connection(("127.0.0.1", listener.port))
-    busy.setblocking(False)
-    try:
-        echoed = b""
-        started = time.monotonic()
-        while time.monotonic() - started < 0.6:  # talk past the silent one's deadline
-            busy.send(b"ping")
-            run(reactor, lambda: _readable(busy), timeout=5, step=0.01)
-            echoed += busy.recv(100)
-            pause_until = time.monotonic() + 0.05
-            run(reactor, lambda until=pause_until: time.monotonic() > until, timeout=5,
-                step=0.01)
-        assert echoed == b"ping" * (len(echoed) // 4) and len(echoed) >= 32
-        assert sum("timed out: no data for 0.3s" in line for line in lines) == 1
-        silent.settimeout(5)
-        assert silent.recv(10) == b""
-    finally:
-        silent.close()
-        busy.close()
-    run(reactor, lambda: not listener.connections, timeout=5)
-    listener.close()
-
-
 def _readable(sock: socket.socket) -> bool:
     try:
         return bool(sock.recv(1, socket.MSG_PEEK))
@@ -219,29 +140,45 @@ def _readable(sock: socket.socket) -> bool:
         return False
 
 
-def test_message_timer_does_not_reorder_the_idle_queue(fake_reactor: Reactor) -> None:
-    # A's message timer firing (no bytes) must not re-queue A with its old
-    # activity time behind B: A's idle deadline is 13, not later.
-    from reactor.conversations import _idle_expired
-    from reactor.idle import IdleQueue
-    clock = fake_reactor._clock
+def test_a_message_deadline_does_not_delay_the_idle_deadline(fake_reactor: Reactor,
+                                                            clock: FakeClock) -> None:
+    # Two connections of one server share one deadline queue.  A's wake-up
+    # at its first idle deadline (t+10) finds it active since (message done
+    # at t+3) and queues it again at t+13 while B sits at t+21: A still
+    # closes at exactly t+13.
     start = clock.now()
-    settings = Settings(idle_timeout=10, message_timeout=12)
-    idle = IdleQueue(fake_reactor, 10, _idle_expired)
     lines: List[str] = []
+    context = ServerContext(fake_reactor, Settings(idle_timeout=10, message_timeout=12),
+                            lines.append)
     a = MemoryTransport(peername=("10.0.0.1", 1))
-    a.connect(ReadProtocol(fake_reactor, settings, lines.append, idle))
+    a.connect(ReadProtocol(fake_reactor, context=context))
     a.feed(b"a")
     advance(fake_reactor, 3)
     a.feed(b"\n")  # message complete; idle deadline now start + 13
     advance(fake_reactor, 8)
     b = MemoryTransport(peername=("10.0.0.2", 2))
-    b.connect(ReadProtocol(fake_reactor, settings, lines.append, idle))
-    advance(fake_reactor, 1.999)  # the message timer (start + 12) fires here
+    b.connect(ReadProtocol(fake_reactor, context=context))
+    advance(fake_reactor, 1.999)
     assert not a.closed
     advance(fake_reactor, 0.001)
     assert a.closed and clock.now() == start + 13
+    assert not b.closed and context.deadlines.deadline_of(b.protocol) == start + 21
     b.lose()
+    assert len(context.deadlines) == 0
+
+
+def test_a_message_deadline_sooner_than_the_idle_one_is_kept(fake_reactor: Reactor,
+                                                             clock: FakeClock) -> None:
+    start = clock.now()
+    protocol, transport, lines = make(ReadProtocol, fake_reactor, idle_timeout=30,
+                                      message_timeout=5)
+    advance(fake_reactor, 1)
+    transport.feed(b"trickle")  # the message deadline (start + 6) moves the wake-up earlier
+    advance(fake_reactor, 4.999)
+    assert not transport.closed
+    advance(fake_reactor, 0.001)
+    assert transport.closed and clock.now() == start + 6
+    assert "message not complete within 5s" in lines[-1]
 
 
 def test_idle_timeout_cancels_the_message_timer(fake_reactor: Reactor) -> None:
@@ -254,29 +191,27 @@ def test_idle_timeout_cancels_the_message_timer(fake_reactor: Reactor) -> None:
 
 
 @pytest.mark.parametrize("cls", [EchoProtocol, ReadProtocol])
-def test_a_busy_connection_touches_the_idle_queue_once_per_slack(
-        cls: type, fake_reactor: Reactor, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Per-chunk reads do not touch the idle queue; it hears of activity at
-    most once per idle.slack, and the connection still closes exactly one
-    timeout after its last byte, never while it is busy."""
-    from reactor.idle import IdleQueue
-    clock = fake_reactor._clock
+def test_a_busy_connection_touches_the_deadline_queue_once_per_timeout(
+        cls: type, fake_reactor: Reactor, clock: FakeClock,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Reads do not touch the deadline queue: a busy connection is queued
+    once at the start and again once per timeout period, when its early
+    wake-up finds it active.  It still closes exactly one timeout after its
+    last byte, and never while it is busy."""
     protocol, transport, lines = make(cls, fake_reactor, idle_timeout=30)
-    idle = protocol._context.idle
-    assert isinstance(idle, IdleQueue) and idle.slack == 30 / 16
     touches: List[float] = []
-    real_touch = IdleQueue.touch
+    real_touch = DeadlineQueue.touch
 
-    def counting_touch(self: IdleQueue, key: object, when: float) -> None:
-        touches.append(when)
-        real_touch(self, key, when)
+    def counting_touch(self: DeadlineQueue, key: object, deadline: float) -> None:
+        touches.append(deadline)
+        real_touch(self, key, deadline)
 
-    monkeypatch.setattr(IdleQueue, "touch", counting_touch)
+    monkeypatch.setattr(DeadlineQueue, "touch", counting_touch)
     for _ in range(1200):  # a chunk every 0.1 s for two minutes
         advance(fake_reactor, 0.1)
         transport.feed(b"x\n")
     assert not transport.closed
-    assert 120 / idle.slack - 2 <= len(touches) <= 120 / idle.slack + 2
+    assert 1 <= len(touches) <= 120 / 30 + 1
     last_byte = clock.now()
     advance(fake_reactor, 29.999)
     assert not transport.closed

@@ -1,0 +1,149 @@
+"""One timer for the deadlines of many connections.
+
+Theory of operation
+-------------------
+A server holds thousands of connections, each with a deadline that moves on
+with its activity.  A timer per connection, cancelled and made again on
+every read, would cost a heap operation per ``recv``.  A ``DeadlineQueue``
+keeps every deadline behind one reactor timer instead.
+
+Most deadlines arrive in order.  An idle deadline is "now plus the
+timeout", and every connection of a server has the same timeout, so a new
+one is never earlier than those before it.  Those go at the end of an
+insertion-ordered dict: O(1), and the dict stays sorted by deadline.  A
+deadline earlier than the newest one (a shorter kind, such as a message
+deadline, or a connection queued again at its real deadline after an early
+wake-up) goes into a heap instead: O(log n), for those only.  A key lives in
+one of the two at a time; a heap entry left behind by a later ``touch`` or
+``discard`` is recognised as stale and skipped.
+
+One reactor timer is armed for the earliest deadline of either.  When it
+fires, every key whose deadline has come is removed and ``on_due(key, now)``
+called, in deadline order within each of the two; then the timer is armed
+for the next.  Nothing is ever called before its deadline, and at most one
+loop step after it.
+
+The queue never looks at activity, so callers keep the laziness on their
+side: when a deadline only moves later (the common case: more bytes
+arrived), they need not touch the queue at all.  They are called at the old
+deadline, find there is time left, and touch again with the real one: one
+queue operation per timeout period per connection, none per read.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, Optional, Tuple
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .loop import Reactor
+    from .timers import TimerHandle
+
+__all__ = ["DeadlineQueue"]
+
+
+class DeadlineQueue:
+    """Calls ``on_due(key, now)`` once ``now`` reaches the deadline last set
+    for ``key`` with ``touch``.  A key is removed before it is called."""
+
+    #: Rebuild the heap when stale entries outnumber live ones by this much.
+    COMPACT_MIN = 64
+
+    __slots__ = ("_reactor", "_on_due", "_ordered", "_newest", "_heap", "_heaped", "_seq",
+                 "_timer")
+
+    def __init__(self, reactor: "Reactor", on_due: Callable[[Any, float], Any]) -> None:
+        self._reactor = reactor
+        self._on_due = on_due
+        self._ordered: Dict[Hashable, float] = {}  # in deadline order
+        self._newest = -math.inf                    # the last deadline in _ordered
+        self._heap: List[Tuple[float, int, Hashable]] = []
+        self._heaped: Dict[Hashable, float] = {}    # the live entries of _heap
+        self._seq = itertools.count().__next__      # orders equal deadlines
+        self._timer: Optional[TimerHandle] = None
+
+    def __len__(self) -> int:
+        return len(self._ordered) + len(self._heaped)
+
+    def __contains__(self, key: Hashable) -> bool:
+        return key in self._ordered or key in self._heaped
+
+    def deadline_of(self, key: Hashable) -> Optional[float]:
+        """The deadline set for ``key``, or ``None``."""
+        return self._ordered.get(key, self._heaped.get(key))
+
+    def touch(self, key: Hashable, deadline: float) -> None:
+        """Set ``key``'s deadline (adding the key if new), replacing the one
+        it had."""
+        self._ordered.pop(key, None)
+        self._heaped.pop(key, None)
+        if deadline >= self._newest:
+            self._ordered[key] = deadline
+            self._newest = deadline
+        else:
+            self._heaped[key] = deadline
+            heapq.heappush(self._heap, (deadline, self._seq(), key))
+            if len(self._heap) > 2 * len(self._heaped) + self.COMPACT_MIN:
+                self._compact()
+        if self._timer is None or deadline < self._timer.when:
+            self._arm(deadline)
+
+    def discard(self, key: Hashable) -> None:
+        """Forget ``key``.  The timer is left alone unless nothing is left:
+        if it was armed for this key, it finds nothing due and re-arms."""
+        self._ordered.pop(key, None)
+        self._heaped.pop(key, None)
+        if not self._ordered and not self._heaped:
+            self._newest = -math.inf
+            self._heap.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+
+    def _arm(self, when: float) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer = self._reactor.call_at(when, self._fire)
+
+    def _compact(self) -> None:
+        heaped = self._heaped
+        self._heap = [entry for entry in self._heap if heaped.get(entry[2]) == entry[0]]
+        heapq.heapify(self._heap)
+
+    def _fire(self) -> None:
+        # self._timer still holds the fired handle while the callbacks run
+        # (its deadline already past), so that a touch() from inside on_due
+        # does not arm a second timer.
+        now = self._reactor.time()
+        due = []
+        ordered = self._ordered
+        while ordered:
+            key = next(iter(ordered))
+            if ordered[key] > now:
+                break
+            del ordered[key]
+            due.append(key)
+        if not ordered:
+            self._newest = -math.inf
+        heap, heaped = self._heap, self._heaped
+        while heap and heap[0][0] <= now:
+            deadline, _, key = heapq.heappop(heap)
+            if heaped.get(key) == deadline:
+                del heaped[key]
+                due.append(key)
+        for key in due:
+            self._reactor.call_user(self._on_due, key, now, key=key)
+        self._timer = None
+        self._arm_next()
+
+    def _arm_next(self) -> None:
+        heap, heaped = self._heap, self._heaped
+        while heap and heaped.get(heap[0][2]) != heap[0][0]:
+            heapq.heappop(heap)  # stale
+        candidates = [heap[0][0]] if heap else []
+        if self._ordered:
+            candidates.append(self._ordered[next(iter(self._ordered))])
+        if candidates:
+            self._arm(min(candidates))

@@ -1,0 +1,243 @@
+"""The accept loop: listening sockets in, connected transports out.
+
+Theory of operation
+-------------------
+A ``Listener`` serves one or more listening sockets that are already bound
+and listening (``reactor.tcp.listen_tcp`` makes them for TCP); what kind of
+socket they are does not matter here.  Each readiness event accepts at most
+``accept_batch`` connections, so a flood of connects cannot starve the
+connections already open.  Each accepted socket gets a protocol from the
+factory and a ``StreamTransport``; the listener keeps the open ones, for
+``connections`` and for a graceful ``shutdown``.
+
+Running out of descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS,
+ENOMEM), or any other unexpected ``accept`` error, is reported once; then the
+listener stops watching its sockets for ``accept_retry_delay`` seconds at a
+time instead of spinning on a readiness it cannot serve, until an accept
+succeeds.  Waiting clients stay in the kernel's backlog and are accepted
+when it resumes.  A client that gave up before we accepted it
+(ECONNABORTED, EPROTO) is skipped silently.
+
+A listener registers its ``shutdown`` and ``close`` with the reactor's
+hooks, so ``Reactor.shutdown(grace)`` and ``Reactor.close()`` reach it.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Set, Tuple
+
+from .addresses import format_address
+from .loop import EVENT_READ
+from .streams import StreamTransport, TransportSettings
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .loop import Reactor
+    from .protocols import Protocol
+    from .timers import TimerHandle
+
+__all__ = ["Listener", "ProtocolFactory"]
+
+_RESOURCE_ERRNOS = frozenset((errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM))
+_CLIENT_GONE_ERRNOS = frozenset((errno.ECONNABORTED, getattr(errno, "EPROTO", -1)))
+
+ProtocolFactory = Callable[[], "Protocol"]
+
+
+class _ListeningSocket:
+    """The reactor's handler for one listening socket of a Listener."""
+
+    __slots__ = ("sock", "listener")
+
+    def __init__(self, sock: socket.socket, listener: "Listener") -> None:
+        self.sock = sock
+        self.listener = listener
+
+    def handle_io(self, mask: int) -> None:
+        # Only ever watched for reading: any event means "try accept()".
+        self.listener._accept_from(self.sock)
+
+
+class Listener:
+    """Accepts connections on ``sockets`` (bound, listening, non-blocking;
+    the listener owns them from now on) and gives each a protocol from
+    ``protocol_factory`` and a ``StreamTransport`` with ``settings``.
+    ``prepare(sock)``, if given, is called on each accepted socket first
+    (TCP sets ``TCP_NODELAY`` there).
+    """
+
+    #: Connections accepted per readiness event, per socket.
+    accept_batch = 64
+    #: Seconds to stop accepting after running out of descriptors or memory.
+    accept_retry_delay = 0.25
+
+    def __init__(self, reactor: "Reactor", protocol_factory: ProtocolFactory,
+                 sockets: Sequence[socket.socket], *,
+                 settings: Optional[TransportSettings] = None,
+                 prepare: Optional[Callable[[socket.socket], None]] = None) -> None:
+        self._reactor = reactor
+        self._protocol_factory = protocol_factory
+        self._settings = settings  # shared by every transport accepted here
+        self._prepare = prepare
+        self._handles = [_ListeningSocket(sock, self) for sock in sockets]
+        self._connections: Set[StreamTransport] = set()
+        # One bound method for every transport, not one per transport.
+        self._gone = self._connection_gone
+        self._closed = False
+        self._paused_timer: Optional[TimerHandle] = None
+        self._shutdown_timer: Optional[TimerHandle] = None
+        self._on_shutdown: List[Callable[[], None]] = []
+        #: Counts of what happened on accept (for statistics and tests).
+        self.accepted = 0
+        self.accept_errors = 0
+        self._starved = False  # out of descriptors/memory and already said so
+        # Kept after close(), so a closed listener still says where it was.
+        self._addresses = [sock.getsockname() for sock in sockets]
+        for handle in self._handles:
+            reactor.add_handler(handle.sock, EVENT_READ, handle)
+        reactor.add_shutdown_hook(self.shutdown)
+        reactor.add_close_hook(self.close)
+
+    # -- what users see -----------------------------------------------------------
+
+    @property
+    def sockets(self) -> List[socket.socket]:
+        """The listening sockets (do not close them yourself)."""
+        return [handle.sock for handle in self._handles]
+
+    @property
+    def addresses(self) -> List[Tuple[Any, ...]]:
+        """The bound ``sockname`` of each listening socket (still known
+        after ``close()``)."""
+        return list(self._addresses)
+
+    @property
+    def port(self) -> int:
+        """The port every socket of this listener is (or was) bound to."""
+        return int(self._addresses[0][1])
+
+    @property
+    def connections(self) -> Set[StreamTransport]:
+        """The transports accepted here and not yet closed."""
+        return set(self._connections)
+
+    def is_closed(self) -> bool:
+        return self._closed
+
+    def close(self) -> None:
+        """Stop accepting and close the listening sockets.  Connections
+        already accepted are left alone.  Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        self._reactor.remove_shutdown_hook(self.shutdown)
+        self._reactor.remove_close_hook(self.close)
+        if self._paused_timer is not None:
+            self._paused_timer.cancel()
+            self._paused_timer = None
+        for handle in self._handles:
+            self._reactor.remove_handler(handle.sock)
+            handle.sock.close()
+        self._handles = []
+
+    def shutdown(self, grace: float = 5.0,
+                 on_done: Optional[Callable[[], None]] = None) -> None:
+        """Graceful stop: close the listening sockets now, ask each open
+        connection's protocol to finish (``shutdown_requested``; by default
+        its transport is closed after flushing), abort whatever is still open
+        ``grace`` seconds later, and call ``on_done()`` once every connection
+        is gone."""
+        self.close()
+        if on_done is not None:
+            self._on_shutdown.append(on_done)
+        if self._shutdown_timer is None:
+            self._shutdown_timer = self._reactor.call_later(grace, self._abort_remaining)
+            for transport in list(self._connections):
+                transport.request_shutdown()
+        self._check_shutdown_done()
+
+    def __repr__(self) -> str:
+        where = ", ".join(format_address(address) for address in self._addresses)
+        return f"<Listener {where}{' closed' if self._closed else ''}>"
+
+    # -- accepting ----------------------------------------------------------------
+
+    def _accept_from(self, sock: socket.socket) -> None:
+        for _ in range(self.accept_batch):
+            if self._closed or self._paused_timer is not None:
+                return
+            try:
+                conn, _addr = sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in _CLIENT_GONE_ERRNOS:
+                    continue
+                self._accept_failed(exc)
+                return
+            self.accepted += 1
+            self._starved = False
+            self._serve(conn)
+
+    def _accept_failed(self, exc: OSError) -> None:
+        # Whatever it is (EMFILE, ENOBUFS, EPERM from a firewall hook...),
+        # retrying at once would spin: pause, retry later, and say so once
+        # per run of failures rather than once per retry.
+        self.accept_errors += 1
+        self._reactor.counters.accept_errors += 1
+        if not self._starved:
+            self._starved = True
+            kind = "out of resources" if exc.errno in _RESOURCE_ERRNOS else "unexpected error"
+            self._reactor.call_exception_handler({
+                "message": (f"accept() failed ({kind}); pausing this listener and retrying "
+                            f"every {self.accept_retry_delay}s until it succeeds"),
+                "exception": exc,
+                "listener": self,
+            })
+        for handle in self._handles:
+            self._reactor.remove_handler(handle.sock)
+        self._paused_timer = self._reactor.call_later(self.accept_retry_delay,
+                                                      self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        self._paused_timer = None
+        if not self._closed:
+            for handle in self._handles:
+                self._reactor.add_handler(handle.sock, EVENT_READ, handle)
+
+    def _serve(self, conn: socket.socket) -> None:
+        reactor = self._reactor
+        conn.setblocking(False)
+        if self._prepare is not None:
+            self._prepare(conn)
+        protocol = reactor.call_user(self._protocol_factory, listener=self)
+        if protocol is None:  # the factory raised (reported) or returned nothing
+            conn.close()
+            return
+        transport = StreamTransport(reactor, conn, protocol, settings=self._settings,
+                                    on_closed=self._gone)
+        self._connections.add(transport)
+        if reactor.tracer is not None:
+            reactor.tracer.record("accept", reactor.tracer.id_of(transport), "from " +
+                                  format_address(transport.get_extra_info("peername")))
+        transport.start("accepted")
+
+    def _connection_gone(self, transport: StreamTransport) -> None:
+        self._connections.discard(transport)
+        if self._shutdown_timer is not None:
+            self._check_shutdown_done()
+
+    # -- shutting down ------------------------------------------------------------
+
+    def _abort_remaining(self) -> None:
+        for transport in list(self._connections):
+            transport.abort()
+
+    def _check_shutdown_done(self) -> None:
+        if self._connections or self._shutdown_timer is None:
+            return
+        self._shutdown_timer.cancel()
+        callbacks, self._on_shutdown = self._on_shutdown, []
+        for fn in callbacks:
+            self._reactor.call_user(fn, listener=self)

@@ -1,0 +1,593 @@
+"""A stream transport over any connected, non-blocking stream socket.
+
+Theory of operation
+-------------------
+Interest follows state.  ``_wanted_mask()`` derives what the selector should
+watch from the transport's state: readable while reading is wanted (not
+paused, no EOF yet, not closing), writable only while the write buffer holds
+something.  ``_update_interest()`` touches the reactor only when that mask
+changes: ``add_handler`` on the first non-zero mask, ``remove_handler`` at
+zero, ``update_handler`` in between.  What the selector watches is kept in
+the state too, so ``handle_io`` can check its interest (``IOHandler``'s rule)
+with one AND.
+
+``write()`` tries ``send()`` at once and buffers only what the kernel did not
+take, so the common case costs one system call and no selector change.  The
+buffer is a ``bytearray``: appending is amortised O(1) and so is deleting
+the sent prefix.  Crossing the high-water mark calls the protocol's
+``pause_writing()``; draining to the low-water mark calls
+``resume_writing()``.
+
+Closing comes in three kinds.  ``close()`` stops reading and closes once the
+buffer is flushed.  ``abort()`` drops the buffer and closes now.  An OS error
+(``_fatal``) is an abort that carries the error.  All three end in
+``_schedule_lost``, which unregisters the socket at once and queues
+``connection_lost`` for the loop to call: it is never called from inside
+another callback, and exactly once.  The socket is closed right after.
+
+Errors say whose fault they are.  A peer reset is routine: it reaches
+``connection_lost`` and nothing is logged.  An exception from the protocol
+goes to the reactor's exception handler with this transport as context and
+aborts this connection only.
+
+Memory: a server keeps one transport per connection, most of them idle, so
+a transport has slots and no buffer object until something is buffered;
+its settings are one object shared by every transport of a listener, and
+its state is one int of flag bits.
+"""
+
+from __future__ import annotations
+
+import enum
+import errno
+import socket
+from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+
+from .loop import EVENT_READ, EVENT_WRITE
+from .transports import Buffer, Transport
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .loop import Reactor
+    from .protocols import Protocol
+    from .timers import TimerHandle
+
+__all__ = ["StreamTransport", "TransportSettings", "TransportState", "DEFAULT_SETTINGS",
+           "ROUTINE_ERRORS"]
+
+#: Errors a peer can cause at any time.  They close the connection and reach
+#: ``connection_lost`` but are not reported as failures.
+ROUTINE_ERRORS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError,
+                  TimeoutError)
+_ROUTINE_ERRNOS = frozenset(
+    getattr(errno, name) for name in ("ECONNRESET", "EPIPE", "ETIMEDOUT", "ECONNABORTED",
+                                      "ENOTCONN", "ESHUTDOWN", "EHOSTUNREACH", "ENETUNREACH")
+    if hasattr(errno, name))
+
+_TRY_AGAIN = (BlockingIOError, InterruptedError)
+
+#: "Nothing buffered": shared by every idle transport and never mutated (a
+#: transport makes its own bytearray when it first has to buffer).
+_NO_BUFFER = bytearray()
+
+
+class TransportState(enum.IntFlag):
+    """A transport's state, one bit per fact (``StreamTransport.state``)."""
+
+    #: ``close()``, ``abort()`` or an error happened: no more writes.
+    CLOSING = 1
+    #: ``connection_lost`` is scheduled or done.
+    LOST = 2
+    #: ``write_eof()`` was called.
+    EOF_REQUESTED = 4
+    #: The peer sent EOF.
+    EOF_RECEIVED = 8
+    #: ``pause_reading()`` is in force.
+    READING_PAUSED = 16
+    #: The protocol was told ``pause_writing()``.
+    WRITING_PAUSED = 32
+    #: The reactor watches the socket for reading (``EVENT_READ << 6``).
+    WATCHING_READ = 64
+    #: The reactor watches the socket for writing (``EVENT_WRITE << 6``).
+    WATCHING_WRITE = 128
+
+
+# The same bits as plain ints for the code that tests them: an IntFlag
+# operation runs enum's Python-level __and__, an int one a single C
+# operation, and these tests run per chunk (benchmarks/instructions.py).
+_CLOSING = TransportState.CLOSING.value
+_LOST = TransportState.LOST.value
+_EOF_REQUESTED = TransportState.EOF_REQUESTED.value
+_EOF_RECEIVED = TransportState.EOF_RECEIVED.value
+_READING_PAUSED = TransportState.READING_PAUSED.value
+_WRITING_PAUSED = TransportState.WRITING_PAUSED.value
+_WATCHING_READ = TransportState.WATCHING_READ.value
+_WATCHING_WRITE = TransportState.WATCHING_WRITE.value
+_NO_WRITES = _CLOSING | _EOF_REQUESTED  # write() must not send
+_WATCHING_SHIFT = 6  # state >> 6 is the mask the reactor watches
+_STATE_BITS = (1 << _WATCHING_SHIFT) - 1
+assert _WATCHING_READ == EVENT_READ << _WATCHING_SHIFT
+assert _WATCHING_WRITE == EVENT_WRITE << _WATCHING_SHIFT
+
+
+class TransportSettings:
+    """Settings shared by every transport of one listener or connect: one
+    object for all of them rather than one value per connection.  Treat it
+    as immutable; a transport whose own settings change gets a copy
+    (``replace``)."""
+
+    __slots__ = ("low_water", "high_water", "write_timeout")
+
+    def __init__(self, low_water: int = 16384, high_water: int = 65536,
+                 write_timeout: Optional[float] = None) -> None:
+        if not high_water >= low_water >= 0:
+            raise ValueError(f"need high ({high_water!r}) >= low ({low_water!r}) >= 0")
+        if write_timeout is not None and write_timeout < 0:
+            raise ValueError(f"write timeout must be >= 0 or None, not {write_timeout!r}")
+        #: Flow control: ``resume_writing`` at or below ``low_water`` buffered
+        #: bytes, ``pause_writing`` above ``high_water`` (asyncio's defaults).
+        self.low_water = low_water
+        self.high_water = high_water
+        #: Abort when buffered output makes no progress this long (None, 0:
+        #: never).  See ``StreamTransport.set_write_timeout``.
+        self.write_timeout = write_timeout or None
+
+    def replace(self, **changes: Any) -> "TransportSettings":
+        """A copy with ``changes`` applied."""
+        values = {name: getattr(self, name) for name in self.__slots__}
+        values.update(changes)
+        return TransportSettings(**values)
+
+    def __repr__(self) -> str:
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"TransportSettings({fields})"
+
+
+#: What a transport uses when given no settings.
+DEFAULT_SETTINGS = TransportSettings()
+
+
+class _Stall:
+    """Kept while output is buffered and a write timeout is set."""
+
+    __slots__ = ("timer", "progress")
+
+    def __init__(self, progress: float) -> None:
+        #: The pending stall check, or ``None``.
+        self.timer: Optional[TimerHandle] = None
+        #: When ``send()`` last took bytes (or buffering began).
+        self.progress = progress
+
+
+class StreamTransport(Transport):
+    """A connected stream socket as a ``Transport``.
+
+    ``sock`` must be connected and non-blocking; the transport owns it from
+    now on and closes it after ``connection_lost``.  Nothing happens until
+    ``start()``.  ``settings`` (shared, see ``TransportSettings``) default to
+    ``DEFAULT_SETTINGS``; ``on_closed(transport)`` is called once the
+    connection is gone (after ``connection_lost``).  Listeners and
+    connectors make these for you; make one yourself to serve a socket you
+    got elsewhere.
+    """
+
+    #: Bytes asked of ``recv()`` per readiness event.
+    max_read_size = 65536
+    #: Default high-water mark for ``set_write_buffer_limits()``.
+    default_high_water = DEFAULT_SETTINGS.high_water
+
+    __slots__ = ("_reactor", "_sock", "_protocol", "_buffer", "_flags", "_settings",
+                 "_on_closed", "_stall", "__weakref__")
+
+    def __init__(self, reactor: "Reactor", sock: socket.socket, protocol: "Protocol", *,
+                 settings: Optional[TransportSettings] = None,
+                 on_closed: Optional[Callable[["StreamTransport"], Any]] = None) -> None:
+        self._reactor = reactor
+        self._sock = sock
+        self._protocol: Optional[Protocol] = protocol
+        self._buffer = _NO_BUFFER
+        self._flags = 0  # TransportState bits
+        self._settings = settings or DEFAULT_SETTINGS
+        self._on_closed = on_closed
+        self._stall: Optional[_Stall] = None
+
+    def start(self, cause: str = "connected") -> Optional[Exception]:
+        """Begin reading and call the protocol's ``connection_made``.  Returns
+        the exception ``connection_made`` raised (it has been reported and
+        the connection is being aborted), or ``None``."""
+        reactor = self._reactor
+        reactor.counters.connections_opened += 1
+        if reactor.tracer is not None:
+            self._trace_state("open", cause, old="new")
+        self._update_interest()
+        failures: List[Exception] = []
+        protocol = self._protocol
+        assert protocol is not None
+        reactor.call_user(protocol.connection_made, self, on_error=failures.append,
+                          protocol=protocol, transport=self)
+        if failures:
+            self._force_close(failures[0])
+            return failures[0]
+        return None
+
+    @property
+    def state(self) -> TransportState:
+        """The state bits, by name (for debugging and tests)."""
+        return TransportState(self._flags)
+
+    # -- interest -------------------------------------------------------------
+
+    def _wanted_mask(self) -> int:
+        flags = self._flags
+        if flags & _LOST:
+            return 0
+        mask = EVENT_WRITE if self._buffer else 0
+        if not flags & (_CLOSING | _READING_PAUSED | _EOF_RECEIVED):
+            mask |= EVENT_READ
+        return mask
+
+    def _update_interest(self) -> None:
+        mask = self._wanted_mask()
+        current = self._flags >> _WATCHING_SHIFT
+        if mask == current:
+            return
+        reactor = self._reactor
+        if current == 0:
+            reactor.add_handler(self._sock, mask, self)
+        elif mask == 0:
+            reactor.remove_handler(self._sock)
+        else:
+            reactor.update_handler(self._sock, mask, self)
+        self._flags = (self._flags & _STATE_BITS) | (mask << _WATCHING_SHIFT)
+
+    # -- events from the loop ---------------------------------------------------
+
+    def handle_io(self, mask: int) -> None:
+        """Called by the reactor when the socket is ready (``IOHandler``)."""
+        # Interest is checked from our state, not only the mask (IOHandler's
+        # rule).  The read path is written out here rather than in methods
+        # of its own, and calls data_received without call_user(): it runs
+        # once per chunk received (benchmarks/instructions.py).
+        if mask & EVENT_READ and self._flags & _WATCHING_READ:
+            try:
+                data = self._sock.recv(self.max_read_size)
+            except _TRY_AGAIN:
+                data = None
+            except OSError as exc:
+                self._fatal(exc)
+                return
+            if data:
+                reactor = self._reactor
+                reactor.counters.bytes_in += len(data)
+                if reactor.tracer is not None:
+                    reactor.tracer.record("read", reactor.tracer.id_of(self),
+                                          f"{len(data)} bytes")
+                protocol = self._protocol
+                try:
+                    protocol.data_received(data)  # type: ignore[union-attr]
+                except Exception as exc:
+                    reactor.report_error(exc, protocol.data_received,  # type: ignore[union-attr]
+                                         protocol=protocol, transport=self)
+                    self._force_close(exc)
+            elif data is not None:
+                self._read_eof()
+        if mask & EVENT_WRITE and self._flags & _WATCHING_WRITE:
+            self._write_ready()
+
+    def _read_eof(self) -> None:
+        if self._reactor.tracer is not None:
+            self._trace_state("half-closed", "peer sent EOF")
+        self._flags |= _EOF_RECEIVED
+        self._update_interest()
+        if not self._call_protocol("eof_received"):
+            self.close()  # a no-op if eof_received raised: that aborted us
+
+    def _write_ready(self) -> None:
+        buffer = self._buffer
+        try:
+            sent = self._sock.send(buffer)
+        except _TRY_AGAIN:
+            return
+        except OSError as exc:
+            self._fatal(exc)
+            return
+        del buffer[:sent]
+        self._reactor.counters.bytes_out += sent
+        if self._reactor.tracer is not None:
+            self._note_sent(sent)
+        if sent and self._stall is not None:
+            self._stall.progress = self._reactor.time()
+        if buffer:
+            if self._flags & _WRITING_PAUSED and len(buffer) <= self._settings.low_water:
+                self._resume_protocol()
+            return
+        self._buffer = _NO_BUFFER  # drained: let its memory go
+        self._update_interest()
+        if self._flags & _WRITING_PAUSED:
+            self._resume_protocol()
+            if self._buffer:
+                # resume_writing() wrote more than the kernel took (and may
+                # have called close() or write_eof()): finish that first.
+                return
+        if self._flags & _CLOSING:
+            self._schedule_lost(None)
+        elif self._flags & _EOF_REQUESTED:
+            self._shutdown_write()
+
+    # -- the Transport interface ------------------------------------------------
+
+    def write(self, data: Buffer) -> None:
+        """Send ``data``: as much as the kernel takes now, the rest buffered
+        and sent as the socket becomes writable.  A no-op once the transport
+        is closing; ``RuntimeError`` after ``write_eof()``."""
+        # The hot path: one type test and one flag test before send()
+        # (benchmarks/instructions.py).
+        if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
+            raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+        if self._flags & _NO_WRITES or not data:
+            if self._flags & _CLOSING or not data:
+                return
+            raise RuntimeError("write() after write_eof()")
+        if not self._buffer:
+            try:
+                sent = self._sock.send(data)
+            except _TRY_AGAIN:
+                sent = 0
+            except OSError as exc:
+                self._fatal(exc)
+                return
+            reactor = self._reactor
+            reactor.counters.bytes_out += sent
+            if reactor.tracer is not None:
+                self._note_sent(sent)
+            if sent == len(data):
+                return
+            self._buffer = bytearray(memoryview(data)[sent:])
+            self._update_interest()
+            if self._settings.write_timeout is not None:
+                self._watch_for_stall()
+        else:
+            self._buffer += data
+        if not self._flags & _WRITING_PAUSED and len(self._buffer) > self._settings.high_water:
+            self._flags |= _WRITING_PAUSED
+            self._call_protocol("pause_writing")
+
+    def write_eof(self) -> None:
+        """Half-close: send FIN once the buffer has drained.  Reading goes on.
+        Calling it again, or after ``close()``, does nothing."""
+        if self._flags & (_CLOSING | _EOF_REQUESTED):
+            return
+        self._flags |= _EOF_REQUESTED
+        if not self._buffer:
+            self._shutdown_write()
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        """Stop reading, flush the write buffer, then close.
+        ``connection_lost(None)`` follows.  Idempotent."""
+        if self._flags & _CLOSING:
+            return
+        if self._reactor.tracer is not None:
+            self._trace_state("closing", "close() called; flushing first")
+        self._flags |= _CLOSING
+        self._update_interest()
+        if not self._buffer:
+            self._schedule_lost(None)
+
+    def abort(self) -> None:
+        """Close now, dropping anything still buffered.
+        ``connection_lost(None)`` follows.  Idempotent."""
+        self._force_close(None)
+
+    def is_closing(self) -> bool:
+        """True once ``close()``/``abort()`` was called or the connection
+        failed."""
+        return bool(self._flags & _CLOSING)
+
+    def pause_reading(self) -> None:
+        """Stop calling ``data_received`` until ``resume_reading()``; the
+        kernel's buffer then fills and TCP slows the peer down."""
+        if not self._flags & _READING_PAUSED:
+            self._flags |= _READING_PAUSED
+            self._update_interest()
+
+    def resume_reading(self) -> None:
+        if self._flags & _READING_PAUSED:
+            self._flags &= ~_READING_PAUSED
+            self._update_interest()
+
+    def is_reading(self) -> bool:
+        return bool(self._flags & _WATCHING_READ)
+
+    def get_write_buffer_size(self) -> int:
+        return len(self._buffer)
+
+    def get_write_buffer_limits(self) -> Tuple[int, int]:
+        """``(low, high)``."""
+        return self._settings.low_water, self._settings.high_water
+
+    def set_write_buffer_limits(self, high: Optional[int] = None,
+                                low: Optional[int] = None) -> None:
+        """Set the high- and low-water marks.  With only ``high``, ``low`` is
+        a quarter of it; with only ``low``, ``high`` is four times it."""
+        if high is None:
+            high = self.default_high_water if low is None else 4 * low
+        if low is None:
+            low = high // 4
+        self._settings = self._settings.replace(low_water=low, high_water=high)
+        if not self._flags & _WRITING_PAUSED and len(self._buffer) > high:
+            self._flags |= _WRITING_PAUSED
+            self._call_protocol("pause_writing")
+        elif self._flags & _WRITING_PAUSED and len(self._buffer) <= low:
+            self._resume_protocol()
+
+    def set_write_timeout(self, seconds: Optional[float]) -> None:
+        """Abort the connection with ``TimeoutError`` if data has been
+        waiting in the write buffer and the peer has taken none of it for
+        ``seconds``: a peer that stops reading cannot pin memory forever.
+        ``None`` (the default) or 0 waits forever."""
+        self._settings = self._settings.replace(write_timeout=seconds)
+        if seconds and self._buffer:
+            self._watch_for_stall()
+
+    def get_write_timeout(self) -> Optional[float]:
+        return self._settings.write_timeout
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        """``"peername"``, ``"sockname"`` or ``"socket"``; ``default`` for
+        anything else, or once the socket is closed.  Asked of the socket
+        each time (nothing is cached per connection), so keep what you need
+        from ``connection_made``."""
+        try:
+            if name == "peername":
+                return self._sock.getpeername()
+            if name == "sockname":
+                return self._sock.getsockname()
+        except OSError:
+            return default
+        return self._sock if name == "socket" else default
+
+    def get_protocol(self) -> Optional["Protocol"]:
+        """The protocol, or ``None`` once ``connection_lost`` has been called."""
+        return self._protocol
+
+    def request_shutdown(self) -> None:
+        """Ask the protocol to finish, for a graceful shutdown: unless its
+        ``shutdown_requested()`` returns true, close (after flushing).  Does
+        nothing once the transport is closing."""
+        if not self._flags & _CLOSING and not self._call_protocol("shutdown_requested"):
+            self.close()
+
+    def __repr__(self) -> str:
+        flags = self._flags
+        state = "closed" if flags & _LOST else "closing" if flags & _CLOSING else "open"
+        try:
+            fd = self._sock.fileno()
+        except OSError:  # pragma: no cover
+            fd = -1
+        return f"<{type(self).__name__} fd={fd} {state} buffered={len(self._buffer)}>"
+
+    # -- internals --------------------------------------------------------------
+
+    def _call_protocol(self, name: str) -> Any:
+        """Call the protocol's callback ``name`` through ``call_user``: an
+        exception is reported with this connection as context and aborts
+        it (``connection_lost`` receives the exception)."""
+        protocol = self._protocol
+        return self._reactor.call_user(getattr(protocol, name), on_error=self._force_close,
+                                       protocol=protocol, transport=self)
+
+    def _watch_for_stall(self) -> None:
+        # Lazy: one timer per stall period, none per write.  A timer left
+        # over from an earlier stall fires early, finds progress, re-arms.
+        timeout = self._settings.write_timeout
+        assert timeout is not None
+        now = self._reactor.time()
+        stall = self._stall
+        if stall is None:
+            stall = self._stall = _Stall(now)
+        stall.progress = now
+        if stall.timer is None:
+            stall.timer = self._reactor.call_at(now + timeout, self._check_stall)
+
+    def _check_stall(self) -> None:
+        stall = self._stall
+        timeout = self._settings.write_timeout
+        if stall is None:  # pragma: no cover  (cancelled with the connection)
+            return
+        stall.timer = None
+        if self._flags & _LOST or not self._buffer or timeout is None:
+            self._stall = None
+            return
+        deadline = stall.progress + timeout
+        if self._reactor.time() >= deadline:
+            self._fatal(TimeoutError(
+                f"peer stopped reading: nothing sent for {timeout:g}s with "
+                f"{len(self._buffer)} bytes waiting"))
+        else:
+            stall.timer = self._reactor.call_at(deadline, self._check_stall)
+
+    def _note_sent(self, sent: int) -> None:
+        """Trace a send (the caller has counted it)."""
+        tracer = self._reactor.tracer
+        if tracer is not None and sent:
+            tracer.record("write", tracer.id_of(self), f"{sent} bytes")
+
+    def _state_name(self) -> str:
+        """The state as a word, for traces (derived from the flags)."""
+        flags = self._flags
+        if flags & _LOST:
+            return "closed"
+        if flags & _CLOSING:
+            return "closing"
+        if flags & _EOF_RECEIVED:
+            return "half-closed"
+        return "write-shut" if flags & _EOF_REQUESTED else "open"
+
+    def _trace_state(self, new: str, cause: str, old: Optional[str] = None) -> None:
+        """Record a state change (callers check that tracing is on)."""
+        tracer = self._reactor.tracer
+        assert tracer is not None
+        tracer.record("state", tracer.id_of(self),
+                      f"{old or self._state_name()} -> {new}: {cause}")
+
+    def _shutdown_write(self) -> None:
+        if self._reactor.tracer is not None:
+            self._trace_state("write-shut", "write_eof(): FIN sent",
+                              old="half-closed" if self._flags & _EOF_RECEIVED else "open")
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self._fatal(exc)
+
+    def _resume_protocol(self) -> None:
+        self._flags &= ~_WRITING_PAUSED
+        self._call_protocol("resume_writing")
+
+    def _fatal(self, exc: OSError) -> None:
+        """The socket failed.  Peer resets are routine and only reach
+        ``connection_lost``; anything else is reported too."""
+        if not isinstance(exc, ROUTINE_ERRORS) and exc.errno not in _ROUTINE_ERRNOS:
+            self._reactor.call_exception_handler({
+                "message": "socket error on transport",
+                "exception": exc,
+                "protocol": self._protocol,
+                "transport": self,
+            })
+        self._force_close(exc)
+
+    def _force_close(self, exc: Optional[BaseException]) -> None:
+        if self._flags & _LOST:
+            return
+        if self._reactor.tracer is not None:
+            self._trace_state("closing", f"aborted ({exc!r})" if exc else "abort() called")
+        # Nothing is buffered any more, so the protocol must never be told
+        # to resume writing.
+        self._flags = (self._flags | _CLOSING) & ~_WRITING_PAUSED
+        self._buffer = _NO_BUFFER
+        self._schedule_lost(exc)
+
+    def _schedule_lost(self, exc: Optional[BaseException]) -> None:
+        if self._flags & _LOST:
+            return
+        self._flags |= _LOST
+        self._update_interest()  # unregisters: no further events for us
+        if self._stall is not None:
+            if self._stall.timer is not None:
+                self._stall.timer.cancel()
+            self._stall = None
+        self._reactor.call_soon(self._call_connection_lost, exc)
+
+    def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
+        protocol, self._protocol = self._protocol, None
+        reactor = self._reactor
+        if protocol is not None:
+            reactor.call_user(protocol.connection_lost, exc, protocol=protocol, transport=self)
+        self._sock.close()
+        reactor.counters.connections_closed += 1
+        if reactor.tracer is not None:
+            self._trace_state("closed", "connection_lost called", old="closing")
+        on_closed, self._on_closed = self._on_closed, None
+        if on_closed is not None:
+            on_closed(self)

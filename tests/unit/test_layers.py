@@ -10,8 +10,9 @@ annotations) and one function-local import (the reactor's ``listen_tcp`` and
 
 A name that starts with one underscore may be used only in the module that
 defines it (as a class, function, method, slot, annotated or assigned name,
-or ``self.``/``cls.`` attribute), or through ``self``/``cls`` by a subclass.  The checker is itself tested below on
-small made-up modules, so it is known to catch both kinds of violation.
+or ``self.``/``cls.`` attribute), or through ``self``/``cls`` by a subclass.
+The checker is itself tested below on small made-up modules, so it is known
+to catch both kinds of violation.
 """
 
 from __future__ import annotations

@@ -832,7 +832,10 @@ class Reactor:
             return done
 
         for hook in hooks:
-            self.call_user(hook, grace, done_once())
+            done = done_once()
+            # A hook that raises is reported and counts as done: it must not
+            # keep the loop from stopping.
+            self.call_user(hook, grace, done, on_error=lambda exc, done=done: done())
 
     def is_running(self) -> bool:
         return self._running

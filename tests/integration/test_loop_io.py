@@ -281,3 +281,27 @@ def test_lean_select_rounds_a_timeout_up_and_never_returns_early() -> None:
         assert selector.select(-1) == []  # negative means "do not wait"
 
 
+
+
+def test_second_shutdown_keeps_the_first_deadline(reactor: Reactor) -> None:
+    import socket as socket_module
+
+    from reactor import Protocol
+
+    class Lingers(Protocol):
+        def shutdown_requested(self) -> bool:
+            return True  # finishing up; never closes by itself
+
+    listener = reactor.listen_tcp(Lingers, "127.0.0.1", 0)
+    peer = socket_module.create_connection(("127.0.0.1", listener.port))
+    try:
+        while not listener.connections:
+            reactor.run_once(0.05)
+        started = time.monotonic()
+        reactor.shutdown(0.3)
+        reactor.shutdown(0.3)  # must not stop the loop at once
+        reactor.run()
+        assert time.monotonic() - started >= 0.3
+        assert not listener.connections  # aborted at the deadline
+    finally:
+        peer.close()

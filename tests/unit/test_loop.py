@@ -461,30 +461,6 @@ def test_run_once_inside_a_callback_is_refused_and_reported(reactor: Reactor,
     assert "inside a callback" in str(errors[0]["exception"])
 
 
-def test_second_shutdown_keeps_the_first_deadline(reactor: Reactor) -> None:
-    import socket as socket_module
-
-    from reactor import Protocol
-
-    class Lingers(Protocol):
-        def shutdown_requested(self) -> bool:
-            return True  # finishing up; never closes by itself
-
-    listener = reactor.listen_tcp(Lingers, "127.0.0.1", 0)
-    peer = socket_module.create_connection(("127.0.0.1", listener.port))
-    try:
-        while not listener.connections:
-            reactor.run_once(0.05)
-        started = time.monotonic()
-        reactor.shutdown(0.3)
-        reactor.shutdown(0.3)  # must not stop the loop at once
-        reactor.run()
-        assert time.monotonic() - started >= 0.3
-        assert not listener.connections  # aborted at the deadline
-    finally:
-        peer.close()
-
-
 def test_run_points_signal_wakeups_at_the_waker_and_restores(reactor: Reactor) -> None:
     # A signal landing just before select() starts to wait must still wake
     # it (else Ctrl-C can hang a loop with no timers): while run() runs, the
@@ -528,3 +504,123 @@ def test_selectors_mask_translates_epoll_bits() -> None:
     assert epoll_mask(both) == EVENT_READ | EVENT_WRITE
     for trouble in (select_module.EPOLLERR, select_module.EPOLLHUP):
         assert epoll_mask(trouble) == EVENT_READ | EVENT_WRITE
+
+
+# -- the boundary: hooks, counters, calling user code ---------------------------------
+
+
+def test_shutdown_calls_every_hook_and_stops_once_all_are_done(reactor: Reactor) -> None:
+    calls: List[Any] = []
+    dones: List[Any] = []
+
+    def hook(grace: float, done: Any) -> None:
+        calls.append(grace)
+        dones.append(done)
+
+    other = lambda grace, done: dones.append(done)  # noqa: E731
+    reactor.add_shutdown_hook(hook)
+    reactor.add_shutdown_hook(other)
+    reactor.add_shutdown_hook(hook)  # once only
+    reactor.shutdown(2.5)
+    assert calls == [2.5] and len(dones) == 2
+    dones[0]()
+    dones[0]()  # a second call of the same done() does not count twice
+    reactor.run_once(0)
+    assert not reactor._stopping
+    dones[1]()
+    assert reactor._stopping  # stop() was called: the next run() does one step
+    reactor.run()
+
+
+def test_a_raising_shutdown_hook_is_reported_and_counts_as_done(reactor: Reactor,
+                                                                errors: List[Any]) -> None:
+    def broken(grace: float, done: Any) -> None:
+        raise ValueError("cannot shut down")
+
+    reactor.add_shutdown_hook(broken)
+    reactor.shutdown(1)
+    assert [e["callback"] for e in errors] == [broken]
+    assert reactor._stopping
+
+
+def test_removed_hooks_are_not_called() -> None:
+    called: List[str] = []
+    r = Reactor()
+    shut = lambda grace, done: called.append("shutdown")  # noqa: E731
+    closing = lambda: called.append("close")  # noqa: E731
+    r.add_shutdown_hook(shut)
+    r.add_close_hook(closing)
+    assert r.remove_shutdown_hook(shut) and not r.remove_shutdown_hook(shut)
+    assert r.remove_close_hook(closing) and not r.remove_close_hook(closing)
+    r.shutdown(1)
+    r.close()
+    assert called == []
+
+
+def test_close_calls_the_close_hooks_first(errors: List[Any]) -> None:
+    r = Reactor()
+    seen: List[bool] = []
+    r.add_close_hook(lambda: seen.append(r.is_closed()))
+    r.add_close_hook(lambda: 1 / 0)  # reported; the rest of close() still happens
+    r.set_exception_handler(lambda _r, ctx: errors.append(ctx))
+    r.close()
+    assert seen == [False] and r.is_closed()
+    assert isinstance(errors[0]["exception"], ZeroDivisionError)
+
+
+def test_counters_are_public_and_reported_by_stats(reactor: Reactor) -> None:
+    counters = reactor.counters
+    counters.bytes_in += 10
+    counters.bytes_out += 7
+    counters.connections_opened += 3
+    counters.connections_closed += 1
+    counters.accept_errors += 2
+    stats = reactor.stats()
+    assert (stats["bytes_in"], stats["bytes_out"], stats["open_connections"],
+            stats["accept_errors"]) == (10, 7, 2, 2)
+
+
+def test_call_user_returns_the_result_or_reports_with_context(reactor: Reactor,
+                                                              errors: List[Any]) -> None:
+    assert reactor.call_user(divmod, 7, 2) == (3, 1)
+    assert errors == []
+    failures: List[BaseException] = []
+
+    class Proto:
+        def data_received(self, data: bytes) -> None:
+            raise KeyError(data)
+
+    proto = Proto()
+    result = reactor.call_user(proto.data_received, b"x", on_error=failures.append,
+                               protocol=proto, transport="T")
+    assert result is None and len(failures) == 1 and isinstance(failures[0], KeyError)
+    assert errors == [{"message": "exception in Proto.data_received()",
+                       "exception": failures[0], "callback": proto.data_received,
+                       "protocol": proto, "transport": "T"}]
+
+
+def test_handler_registration_errors_are_clear(reactor: Reactor) -> None:
+    class Handler:
+        def handle_io(self, mask: int) -> None:
+            pass
+
+    selector = ScriptedSelector()
+    r = Reactor(selector=selector)
+    try:
+        first, second = Handler(), Handler()
+        r.add_handler(100, EVENT_READ, first)
+        with pytest.raises(RuntimeError, match="descriptor 100 is already watched by"):
+            r.add_handler(100, EVENT_READ, second)
+        r.update_handler(100, EVENT_READ | EVENT_WRITE, first)
+        assert selector.keys[100].events == EVENT_READ | EVENT_WRITE
+        assert r.remove_handler(100) and not r.remove_handler(100)
+        with pytest.raises(RuntimeError, match="is watched by"):
+            r.add_handler(101, EVENT_READ, first)
+            r.add_reader(101, print)
+    finally:
+        r.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        r.add_handler(102, EVENT_READ, Handler())
+    with pytest.raises(RuntimeError, match="closed"):
+        r.add_reader(102, print)
+    assert r.remove_reader(102) is False

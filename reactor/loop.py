@@ -820,10 +820,10 @@ class Reactor:
         if not hooks:
             self.call_soon(self.stop)
 
-        def done_once() -> Callable[[], None]:
+        def done_once() -> Callable[..., None]:
             called = [False]
 
-            def done() -> None:
+            def done(*_ignored: Any) -> None:
                 if not called[0]:
                     called[0] = True
                     remaining[0] -= 1
@@ -835,7 +835,7 @@ class Reactor:
             done = done_once()
             # A hook that raises is reported and counts as done: it must not
             # keep the loop from stopping.
-            self.call_user(hook, grace, done, on_error=lambda exc, done=done: done())
+            self.call_user(hook, grace, done, on_error=done)
 
     def is_running(self) -> bool:
         return self._running

@@ -23,7 +23,7 @@ import socket
 import sys
 import threading
 import traceback
-from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence
+from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, TextIO
 
 from .addresses import format_address
 from .clients import AckClient, Client, EchoClient, SendClient
@@ -336,7 +336,7 @@ def cmd_ack_client(args: argparse.Namespace) -> int:
 
     def ask(answer: Callable[[Optional[str]], None]) -> None:
         print("What message for the server? : ", end="", flush=True)
-        read_line_in_background(holder[0], answer)
+        read_line(holder[0], answer)
 
     client = _run_client(args.host, args.port, AckClient(ask, log=out), args.timeout,
                          setup=holder.append)
@@ -345,17 +345,49 @@ def cmd_ack_client(args: argparse.Namespace) -> int:
     return 0
 
 
-def read_line_in_background(reactor: Reactor, answer: Callable[[Optional[str]], None]) -> None:
-    """Read one line of standard input without blocking the loop, and call
-    ``answer(line or None)`` on the reactor thread.  A daemon thread, not
-    ``run_in_thread``: if the client gives up first (timeout, server gone),
-    a read still waiting on the terminal must not keep the process alive."""
+def read_line(reactor: Reactor, answer: Callable[[Optional[str]], None],
+              stream: Optional[TextIO] = None) -> None:
+    """Read one line of ``stream`` (standard input by default) without
+    blocking the loop, then call ``answer(line)`` on the reactor thread,
+    ``answer(None)`` at end of input.
+
+    A pipe, terminal or socket is watched with ``add_reader``: no thread.  A
+    regular file (or ``/dev/null``) cannot be watched (epoll refuses it: a
+    file is always "ready"), so for those one daemon thread reads the line;
+    a daemon, so that a client that gives up first is not kept alive by it.
+    """
+    stream = stream if stream is not None else sys.stdin
+    encoding = getattr(stream, "encoding", None) or "utf-8"
+    try:
+        fd = stream.fileno()
+        line = bytearray()
+
+        def readable() -> None:
+            try:
+                chunk = os.read(fd, 4096)
+            except BlockingIOError:
+                return
+            except OSError:
+                chunk = b""
+            line.extend(chunk)
+            end = line.find(b"\n")
+            if chunk and end < 0:
+                return  # a pipe may deliver a line in pieces
+            reactor.remove_reader(fd)
+            text = bytes(line if end < 0 else line[:end + 1])
+            answer(text.decode(encoding, "replace") if text else None)
+
+        reactor.add_reader(fd, readable)
+        return
+    except (OSError, ValueError, AttributeError):  # EPERM from epoll; no descriptor
+        pass
+
     def read() -> None:
         try:
-            line: Optional[str] = sys.stdin.readline() or None
+            text: Optional[str] = stream.readline() or None
         except (OSError, ValueError):
-            line = None
-        reactor.call_soon_threadsafe(answer, line)
+            text = None
+        reactor.call_soon_threadsafe(answer, text)
 
     threading.Thread(target=read, name="reactor-stdin", daemon=True).start()
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import List, Optional, Sequence
+from typing import IO, Any, List, Optional, Sequence
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -35,9 +35,11 @@ def python(*args: str) -> List[str]:
     return [sys.executable, *args]
 
 
-def run(cmd: Sequence[str], input: Optional[str] = None, timeout: float = 20.0
-        ) -> subprocess.CompletedProcess:
-    return subprocess.run(list(cmd), input=input, capture_output=True, text=True,
+def run(cmd: Sequence[str], input: Optional[str] = None, timeout: float = 20.0,
+        stdin: Optional[IO[Any]] = None) -> subprocess.CompletedProcess:
+    """Run ``cmd`` to the end; standard input is ``input`` (through a pipe)
+    or the file ``stdin``."""
+    return subprocess.run(list(cmd), input=input, stdin=stdin, capture_output=True, text=True,
                           timeout=timeout, cwd=ROOT, env=env())
 
 

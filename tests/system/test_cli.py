@@ -203,10 +203,26 @@ def test_ack_client_against_our_server() -> None:
         assert server.stop() == 0
 
 
-def test_ack_client_with_no_input_fails_cleanly() -> None:
+def test_ack_client_reads_a_regular_file_too(tmp_path) -> None:
+    (tmp_path / "message").write_text("hello from a file\nnot this line\n")
+    with serve("ack", "--port", "0") as server, open(tmp_path / "message") as file:
+        result = run(python("-m", "reactor", "ack-client", "localhost", str(server.port)),
+                     stdin=file)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.endswith("Client sends: hello from a file\n")
+        server.wait_for(r"^Got the message:hello from a file$")
+        assert server.stop() == 0
+
+
+@pytest.mark.parametrize("stdin", ["empty pipe", "/dev/null"])
+def test_ack_client_with_no_input_fails_cleanly(stdin: str) -> None:
     with serve("ack", "--port", "0") as server:
-        result = run(python("-m", "reactor", "ack-client", "127.0.0.1", str(server.port)),
-                     input="")
+        command = python("-m", "reactor", "ack-client", "127.0.0.1", str(server.port))
+        if stdin == "empty pipe":
+            result = run(command, input="")
+        else:
+            with open("/dev/null") as devnull:
+                result = run(command, stdin=devnull)
         assert result.returncode == 1
         assert result.stderr.strip() == "reactor ack-client: no message to send (end of input)"
         assert server.stop() == 0

@@ -66,10 +66,16 @@ def test_echo6_server_times_out_a_silent_client() -> None:
         assert server.stop(signal.SIGINT) == 0
 
 
-def test_ack_pair() -> None:
+@pytest.mark.parametrize("stdin", ["pipe", "regular file"])
+def test_ack_pair(stdin: str, tmp_path: Path) -> None:
     with Server(example("ack_server.py", "--port", "0")) as server:
-        result = run(example("ack_client.py", "localhost", str(server.port)),
-                     input="hello from the example\n")
+        command = example("ack_client.py", "localhost", str(server.port))
+        if stdin == "pipe":  # watched with add_reader
+            result = run(command, input="hello from the example\n")
+        else:  # epoll cannot watch a file: read in a thread
+            (tmp_path / "in.txt").write_text("hello from the example\nnot this\n")
+            with open(tmp_path / "in.txt") as file:
+                result = run(command, stdin=file)
         assert result.returncode == 0, result.stderr
         assert result.stdout.startswith("You are connected!\nWhat message for the server? : ")
         server.wait_for(r"^server: got connection from = 127\.0\.0\.1 and port = \d+$")

@@ -42,9 +42,10 @@ if hasattr(selectors, "EpollSelector"):
 
         It returns exactly what the parent returns except that the mask is
         not narrowed to ``key.events``: the reactor's handlers check their
-        own interest anyway.  The events epoll can report for what we
-        register (IN, OUT, ERR, HUP) all fit in five bits, so a 32-entry
-        table translates them.
+        own interest anyway.  It runs once per loop step, and its per-event
+        work once per ready descriptor (benchmarks/instructions.py).  The
+        events epoll can report for what we register (IN, OUT, ERR, HUP)
+        all fit in five bits, so a 32-entry table translates them.
         """
 
         _MASKS = tuple(epoll_mask(events) for events in range(32))

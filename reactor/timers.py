@@ -41,7 +41,8 @@ class MonotonicClock(Clock):
 
     __slots__ = ()
 
-    # The builtin itself, so reading the clock is one C call.
+    # The builtin itself, so reading the clock is one C call: the echo path
+    # reads it per chunk (benchmarks/instructions.py).
     now = staticmethod(time.monotonic)
 
 
@@ -70,7 +71,8 @@ class TimerHandle:
             queue = self._queue
             if queue is not None:
                 # The queue's bookkeeping, written out here: cancel() is half
-                # of every schedule-and-cancel pair, the commonest timer use.
+                # of every schedule-and-cancel pair, the commonest timer use
+                # (benchmarks/timers.py).
                 self._queue = None
                 queue._cancelled += 1
                 if queue._cancelled * 2 > len(queue._heap) >= queue.COMPACT_MIN:
@@ -113,7 +115,8 @@ class TimerQueue:
     def push(self, when: float, fn: Callable[..., Any],
              args: Tuple[Any, ...]) -> TimerHandle:
         # The handle is filled in here rather than by calling the class: this
-        # runs once per timer, and the __init__ call is a third of its cost.
+        # runs once per timer, and the __init__ call was a third of its cost
+        # (benchmarks/timers.py).
         handle = _new_object(TimerHandle)
         handle.when = when
         handle.fn = fn

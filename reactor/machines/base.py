@@ -49,7 +49,8 @@ class Event:
 
 
 # Events are made per message or per chunk, so they are plain slotted
-# dataclasses: a frozen one's __init__ is several times slower.
+# dataclasses: a frozen one's __init__ is several times slower
+# (benchmarks/instructions.py).
 
 @dataclass
 class MessageReceived(Event):

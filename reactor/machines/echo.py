@@ -23,7 +23,8 @@ __all__ = ["State", "Trigger", "TRANSITIONS", "EchoMachine"]
 
 class State(enum.Enum):
     # Identity hashing in C: Enum's own __hash__ is Python code, and every
-    # input looks a (state, trigger) pair up in the table.
+    # input looks a (state, trigger) pair up in the table
+    # (benchmarks/instructions.py).
     __hash__ = object.__hash__
 
     #: Created; ``start()`` has not been called.
@@ -66,7 +67,7 @@ TRANSITIONS = {
 
 # The members used per chunk, as globals: on Python 3.11 ``S.OPEN`` goes
 # through the enum metaclass's ``__getattr__`` hook and costs ten times a
-# global lookup.
+# global lookup (benchmarks/instructions.py).
 _OPEN, _IN_RECORD, _ECHOED, _PARTIAL = S.OPEN, S.IN_RECORD, T.ECHOED, T.PARTIAL
 
 

@@ -26,7 +26,8 @@ __all__ = ["State", "Trigger", "TRANSITIONS", "MessageMachine"]
 
 class State(enum.Enum):
     # Identity hashing in C: Enum's own __hash__ is Python code, and every
-    # input looks a (state, trigger) pair up in the table.
+    # input looks a (state, trigger) pair up in the table
+    # (benchmarks/instructions.py).
     __hash__ = object.__hash__
 
     #: Created; ``start()`` has not been called.
@@ -73,7 +74,7 @@ TRANSITIONS = {
 
 # The members used per chunk, as globals: on Python 3.11 ``S.IDLE`` goes
 # through the enum metaclass's ``__getattr__`` hook and costs ten times a
-# global lookup.
+# global lookup (benchmarks/instructions.py).
 _IDLE, _IN_MESSAGE, _PARTIAL, _COMPLETE = S.IDLE, S.IN_MESSAGE, T.PARTIAL, T.COMPLETE
 
 _DELIMITER = re.compile(b"[\n\0]")

@@ -197,3 +197,22 @@ def test_idle_connections_are_capped_by_what_the_machine_allows() -> None:
     assert bench.feasible_idle(10, 5) == 10
     assert 0 <= bench.feasible_idle(10**9, 50) < 10**9
     assert os.cpu_count()
+
+
+def test_instruction_count_script_runs_and_reports_a_plausible_figure(tmp_path: Path) -> None:
+    """benchmarks/instructions.py at tiny loads: it builds, runs the server
+    under callgrind twice and prints instructions per request."""
+    import shutil
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed (.ci/run installs it)")
+    if bench.find_compiler() is None:
+        pytest.skip("no C compiler (cc, gcc or clang) to build the load generator with")
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "instructions.py"), "--short", "0.5",
+         "--long", "1.5", "--repeat", "1", "--build-dir", str(tmp_path)],
+        capture_output=True, text=True, timeout=240, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("median: ") and "instructions per echo request" in last, last
+    figure = int(last.split()[1].replace(",", ""))
+    assert 2_000 < figure < 200_000, last  # a Python echo request, not noise

@@ -27,9 +27,17 @@ def test_readme_opens_with_exactly_two_setup_commands() -> None:
     assert "set -e" in ci
 
 
+def python_blocks() -> list:
+    return ["\n".join(line[4:] for line in body.splitlines())
+            for lang, body in code_blocks() if lang == "python"]
+
+
+def test_every_python_block_is_run_below() -> None:
+    assert len(python_blocks()) == 2
+
+
 def test_readme_protocol_example_runs() -> None:
-    (python_block,) = [body for lang, body in code_blocks() if lang == "python"]
-    source = "\n".join(line[4:] for line in python_block.splitlines())
+    source = python_blocks()[0]
     # Run it for real, with run() replaced by a bounded exchange.
     source = source.replace("reactor.run()", "exchange(reactor, listener)")
     source = source.replace('print("listening on port", listener.port)', "")
@@ -71,3 +79,10 @@ def test_every_guarantee_names_tests_that_exist() -> None:
         assert current in sources, current
         assert re.search(pattern, sources[current]), f"{current}::{match.group(2)}"
     assert names
+
+
+def test_readme_add_reader_example_runs(capsys) -> None:
+    source = python_blocks()[1]
+    assert "add_reader" in source
+    exec(compile(source, "README.rst", "exec"), {})
+    assert capsys.readouterr().out == "read b'hello'\n"

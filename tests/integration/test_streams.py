@@ -13,7 +13,9 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 
 import pytest
 
-from reactor import Protocol, Reactor, StreamTransport, Transport
+from reactor import Protocol, Reactor, StreamTransport, Transport, TransportSettings
+from reactor.streams import TransportState
+from reactor.testing import FakeClock
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -790,3 +792,74 @@ def test_no_resume_writing_after_abort(reactor: Reactor, errors: List[Any]) -> N
         assert protocol.calls == ["pause"] and errors == []
     finally:
         b.close()
+
+
+# -- settings, state, and the write timeout at run time -------------------------------
+
+
+def test_transport_settings_are_validated_shared_and_copied_on_change(
+        make_pair: Callable[..., Pair]) -> None:
+    with pytest.raises(ValueError, match="need high"):
+        TransportSettings(low_water=10, high_water=5)
+    with pytest.raises(ValueError, match="write timeout must be >= 0"):
+        TransportSettings(write_timeout=-1)
+    assert TransportSettings(write_timeout=0).write_timeout is None  # 0: never
+    shared = TransportSettings(write_timeout=9)
+    assert repr(shared) == ("TransportSettings(low_water=16384, high_water=65536, "
+                            "write_timeout=9)")
+    a, b = make_pair(start=False), make_pair(start=False)
+    for p in (a, b):  # as a listener makes them: one settings object for all
+        p.transport = StreamTransport(p.reactor, p.sock, p.protocol, settings=shared)
+        p.transport.start()
+    a.transport.set_write_buffer_limits(high=1000)
+    assert a.transport.get_write_buffer_limits() == (250, 1000)
+    assert b.transport.get_write_buffer_limits() == (16384, 65536)  # not shared any more
+    assert shared.high_water == 65536 and a.transport.get_write_timeout() == 9
+
+
+def test_state_reads_as_names(make_pair: Callable[..., Pair]) -> None:
+    p = make_pair()
+    assert p.transport.state == TransportState.WATCHING_READ
+    p.transport.pause_reading()
+    assert p.transport.state == TransportState.READING_PAUSED
+    p.transport.close()
+    assert TransportState.CLOSING in p.transport.state
+    assert TransportState.LOST in p.transport.state  # nothing buffered: lost at once
+    assert "closed" in repr(p.transport)
+
+
+def test_write_timeout_set_at_run_time_waits_for_progress_then_aborts(
+        clock: FakeClock, errors: List[Any]) -> None:
+    reactor = Reactor(clock=clock)
+    reactor.set_exception_handler(lambda _r, ctx: errors.append(ctx))
+    p = Pair(reactor, small_buffers=True)
+    try:
+        p.transport.set_write_buffer_limits(high=1 << 30)
+        p.transport.write(payload(BIG))  # the peer is not reading: most is buffered
+        assert p.transport.get_write_buffer_size() > 0
+        p.transport.set_write_timeout(5)
+        assert p.transport.get_write_timeout() == 5
+        clock.advance(4)
+        reactor.run_once(0)
+        p.peer.setblocking(False)
+        p.peer.recv(1 << 16)  # some progress at t+4...
+        clock.advance(0.5)
+        for _ in range(5):
+            reactor.run_once(0.01)  # ...lets the transport send a little more
+        clock.advance(0.5)  # t+5: the first check finds progress and re-arms
+        reactor.run_once(0)
+        assert not p.transport.is_closing()
+        clock.advance(4.4)  # still within 5 s of the last progress
+        reactor.run_once(0)
+        assert not p.transport.is_closing()
+        clock.advance(0.6)
+        reactor.run_once(0)
+        assert p.transport.is_closing()
+        for _ in range(3):
+            reactor.run_once(0)
+        (exc,) = p.protocol.lost
+        assert isinstance(exc, TimeoutError) and "peer stopped reading" in str(exc)
+        assert errors == []  # a peer that stops reading is routine, not an error
+    finally:
+        p.close()
+        reactor.close()

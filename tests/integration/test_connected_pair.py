@@ -3,7 +3,7 @@ transports on loopback, with reset injection."""
 
 from __future__ import annotations
 
-from typing import Any, List, Optional
+from typing import Any, List
 
 import pytest
 
@@ -19,27 +19,6 @@ pytestmark = pytest.mark.timeout(30)
 
 
 # -- MemoryTransport ---------------------------------------------------------------------
-
-
-class Recorder(Protocol):
-    def __init__(self) -> None:
-        self.transport: Any = None
-        self.events: List[Any] = []
-        self.keep_open = False
-
-    def connection_made(self, transport: Any) -> None:
-        self.transport = transport
-        self.events.append("made")
-
-    def data_received(self, data: bytes) -> None:
-        self.events.append(data)
-
-    def eof_received(self) -> Optional[bool]:
-        self.events.append("eof")
-        return self.keep_open
-
-    def connection_lost(self, exc: Optional[BaseException]) -> None:
-        self.events.append(("lost", exc))
 
 
 # -- helpers for users' protocol tests (chunking, pairs, faults) --------------------

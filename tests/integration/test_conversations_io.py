@@ -11,15 +11,6 @@ import pytest
 
 from reactor import Reactor
 from reactor.conversations import Settings, serve
-from reactor.testing import MemoryTransport
-
-
-def make(cls, reactor: Reactor, **settings) -> tuple:
-    lines: List[str] = []
-    protocol = cls(reactor, Settings(**settings), lines.append)
-    transport = MemoryTransport(peername=("10.0.0.7", 4242))
-    transport.connect(protocol)
-    return protocol, transport, lines
 
 
 def _clients(reactor: Reactor, port: int, host: str, count: int) -> List[socket.socket]:

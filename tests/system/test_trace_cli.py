@@ -4,26 +4,8 @@
 from __future__ import annotations
 
 import socket
-import time
-
-from reactor import Reactor
 
 from ..procs import Server, python, run
-
-
-def exchange(reactor: Reactor, port: int, payload: bytes, runner) -> bytes:
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.setblocking(False)
-        s.send(payload)
-        got = b""
-        deadline = time.monotonic() + 5
-        while len(got) < len(payload) and time.monotonic() < deadline:
-            reactor.run_once(0.01)
-            try:
-                got += s.recv(100)
-            except BlockingIOError:
-                pass
-    return got
 
 
 def test_cli_trace_and_stats_flags() -> None:

@@ -4,7 +4,6 @@ queue."""
 
 from __future__ import annotations
 
-import socket
 from typing import List
 
 import pytest
@@ -101,43 +100,6 @@ def test_subclass_can_change_reporting(fake_reactor: Reactor) -> None:
     transport.connect(protocol)
     transport.feed(b"a\0")
     assert [type(e).__name__ for e in seen] == ["MessageReceived"]
-
-
-def _clients(reactor: Reactor, port: int, host: str, count: int) -> List[socket.socket]:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    socks = []
-    for _ in range(count):
-        s = socket.socket(family, socket.SOCK_STREAM)
-        s.setblocking(False)
-        s.connect_ex((host, port))
-        socks.append(s)
-    return socks
-
-
-def _recv_exactly(reactor: Reactor, run, socks: List[socket.socket], size: int) -> List[bytes]:
-    got = {s: b"" for s in socks}
-
-    def poll() -> bool:
-        for s in socks:
-            while len(got[s]) < size:
-                try:
-                    chunk = s.recv(size - len(got[s]))
-                except BlockingIOError:
-                    break
-                if not chunk:
-                    break
-                got[s] += chunk
-        return all(len(v) >= size for v in got.values())
-
-    run(reactor, poll, timeout=20, step=0.01)
-    return [got[s] for s in socks]
-
-
-def _readable(sock: socket.socket) -> bool:
-    try:
-        return bool(sock.recv(1, socket.MSG_PEEK))
-    except BlockingIOError:
-        return False
 
 
 def test_a_message_deadline_does_not_delay_the_idle_deadline(fake_reactor: Reactor,

@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import selectors
 import signal
-import threading
 import time
 from typing import Any, Dict, List, Tuple
 
@@ -192,16 +191,6 @@ def test_run_once_zero_does_not_block(reactor: Reactor) -> None:
     started = time.monotonic()
     reactor.run_once(0)
     assert time.monotonic() - started < 1
-
-
-def _later_in_thread(delay: float, fn: Any, *args: Any) -> threading.Thread:
-    def body() -> None:
-        time.sleep(delay)
-        fn(*args)
-
-    thread = threading.Thread(target=body)
-    thread.start()
-    return thread
 
 
 # -- errors ---------------------------------------------------------------------------

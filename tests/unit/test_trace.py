@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import threading
 import time
 from typing import List
@@ -13,21 +12,6 @@ import pytest
 from reactor import Reactor
 from reactor.conversations import Settings
 from reactor.trace import Tracer
-
-
-def exchange(reactor: Reactor, port: int, payload: bytes, runner) -> bytes:
-    with socket.create_connection(("127.0.0.1", port)) as s:
-        s.setblocking(False)
-        s.send(payload)
-        got = b""
-        deadline = time.monotonic() + 5
-        while len(got) < len(payload) and time.monotonic() < deadline:
-            reactor.run_once(0.01)
-            try:
-                got += s.recv(100)
-            except BlockingIOError:
-                pass
-    return got
 
 
 def test_tracer_is_bounded_and_echoes(reactor: Reactor) -> None:

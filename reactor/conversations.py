@@ -211,10 +211,16 @@ class ConversationProtocol(Protocol):
 
     def _deadline_due(self, now: float) -> None:
         """The server's deadline queue woke us: the machine decides whether
-        a deadline really passed; if not, ``_after`` queues us again."""
+        a deadline really passed; if not, ``_after`` queues us again.  An
+        exception from reporting the events (``event_received``,
+        ``report``) aborts this connection, as it would from
+        ``data_received``."""
         self._wake_at = math.inf
-        if self.transport is not None and not self.transport.is_closing():
-            self._after(self.machine.handle_timer(now))
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            self.reactor.call_user(self._after, self.machine.handle_timer(now),
+                                   on_error=lambda exc: transport.abort(),
+                                   protocol=self, transport=transport)
 
     def _forget_deadline(self) -> None:
         if self._wake_at != math.inf:

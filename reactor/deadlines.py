@@ -20,8 +20,9 @@ one of the two at a time; a heap entry left behind by a later ``touch`` or
 One reactor timer is armed for the earliest deadline of either.  When it
 fires, every key whose deadline has come is removed and ``on_due(key, now)``
 called, in deadline order within each of the two; then the timer is armed
-for the next.  Nothing is ever called before its deadline, and at most one
-loop step after it.
+for the next.  A key that one of those calls discards, or touches with a
+new deadline, before its own turn is not called.  Nothing is ever called
+before its deadline, and at most one loop step after it.
 
 The queue never looks at activity, so callers keep the laziness on their
 side: when a deadline only moves later (the common case: more bytes
@@ -35,7 +36,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
-from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Hashable, List, Optional, Set, Tuple
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -52,7 +53,7 @@ class DeadlineQueue:
     COMPACT_MIN = 64
 
     __slots__ = ("_reactor", "_on_due", "_ordered", "_newest", "_heap", "_heaped", "_seq",
-                 "_timer")
+                 "_timer", "_firing")
 
     def __init__(self, reactor: "Reactor", on_due: Callable[[Any, float], Any]) -> None:
         self._reactor = reactor
@@ -63,6 +64,7 @@ class DeadlineQueue:
         self._heaped: Dict[Hashable, float] = {}    # the live entries of _heap
         self._seq = itertools.count().__next__      # orders equal deadlines
         self._timer: Optional[TimerHandle] = None
+        self._firing: Set[Hashable] = set()  # due now, not yet called
 
     def __len__(self) -> int:
         return len(self._ordered) + len(self._heaped)
@@ -79,6 +81,7 @@ class DeadlineQueue:
         it had."""
         self._ordered.pop(key, None)
         self._heaped.pop(key, None)
+        self._firing.discard(key)
         if deadline >= self._newest:
             self._ordered[key] = deadline
             self._newest = deadline
@@ -95,6 +98,7 @@ class DeadlineQueue:
         if it was armed for this key, it finds nothing due and re-arms."""
         self._ordered.pop(key, None)
         self._heaped.pop(key, None)
+        self._firing.discard(key)
         if not self._ordered and not self._heaped:
             self._newest = -math.inf
             self._heap.clear()
@@ -115,16 +119,17 @@ class DeadlineQueue:
     def _fire(self) -> None:
         # self._timer still holds the fired handle while the callbacks run
         # (its deadline already past), so that a touch() from inside on_due
-        # does not arm a second timer.
+        # arms no second timer unless it asks for an even earlier one.
+        fired = self._timer
         now = self._reactor.time()
-        due = []
         ordered = self._ordered
-        while ordered:
-            key = next(iter(ordered))
-            if ordered[key] > now:
+        due = []
+        for key, deadline in ordered.items():  # one pass: O(due), not O(due**2)
+            if deadline > now:
                 break
-            del ordered[key]
             due.append(key)
+        for key in due:
+            del ordered[key]
         if not ordered:
             self._newest = -math.inf
         heap, heaped = self._heap, self._heaped
@@ -133,17 +138,23 @@ class DeadlineQueue:
             if heaped.get(key) == deadline:
                 del heaped[key]
                 due.append(key)
+        firing = self._firing
+        firing.update(due)
         for key in due:
-            self._reactor.call_user(self._on_due, key, now, key=key)
-        self._timer = None
+            if key in firing:  # not discarded or touched by an earlier call
+                firing.discard(key)
+                self._reactor.call_user(self._on_due, key, now, key=key)
+        if self._timer is fired:
+            self._timer = None
         self._arm_next()
 
     def _arm_next(self) -> None:
+        """Arm for the earliest deadline left, unless a timer already is."""
         heap, heaped = self._heap, self._heaped
         while heap and heaped.get(heap[0][2]) != heap[0][0]:
             heapq.heappop(heap)  # stale
         candidates = [heap[0][0]] if heap else []
         if self._ordered:
-            candidates.append(self._ordered[next(iter(self._ordered))])
-        if candidates:
+            candidates.append(next(iter(self._ordered.values())))
+        if candidates and (self._timer is None or min(candidates) < self._timer.when):
             self._arm(min(candidates))

@@ -58,6 +58,9 @@ class _ListeningSocket:
         # Only ever watched for reading: any event means "try accept()".
         self.listener._accept_from(self.sock)
 
+    def __repr__(self) -> str:
+        return f"<listening socket of {self.listener!r}>"
+
 
 class Listener:
     """Accepts connections on ``sockets`` (bound, listening, non-blocking;
@@ -195,8 +198,8 @@ class Listener:
                 "exception": exc,
                 "listener": self,
             })
-        for handle in self._handles:
-            self._reactor.remove_handler(handle.sock)
+        for handle in self._handles:  # still ours, not watched for a while
+            self._reactor.update_handler(handle.sock, 0, handle)
         self._paused_timer = self._reactor.call_later(self.accept_retry_delay,
                                                       self._resume_accepting)
 
@@ -204,15 +207,16 @@ class Listener:
         self._paused_timer = None
         if not self._closed:
             for handle in self._handles:
-                self._reactor.add_handler(handle.sock, EVENT_READ, handle)
+                self._reactor.update_handler(handle.sock, EVENT_READ, handle)
 
     def _serve(self, conn: socket.socket) -> None:
         reactor = self._reactor
         conn.setblocking(False)
+        failures: List[Exception] = []
         if self._prepare is not None:
-            self._prepare(conn)
-        protocol = reactor.call_user(self._protocol_factory, listener=self)
-        if protocol is None:  # the factory raised (reported) or returned nothing
+            reactor.call_user(self._prepare, conn, on_error=failures.append, listener=self)
+        protocol = None if failures else reactor.call_user(self._protocol_factory, listener=self)
+        if protocol is None:  # prepare or the factory raised (reported), or no protocol
             conn.close()
             return
         transport = StreamTransport(reactor, conn, protocol, settings=self._settings,

@@ -332,6 +332,9 @@ class Reactor:
         # Insertion-ordered sets of hooks (dicts, for removal in O(1)).
         self._shutdown_hooks: Dict[ShutdownHook, None] = {}
         self._close_hooks: Dict[Callable[[], None], None] = {}
+        # Descriptors a handler holds while watching nothing (update_handler
+        # with events 0): not in the selector, still not anyone else's.
+        self._parked: Dict[int, IOHandler] = {}
         self._shutting_down = False
         self._in_step = False
         self._waker = _Waker()
@@ -407,33 +410,55 @@ class Reactor:
         """Watch ``fileobj`` (a descriptor, or an object with ``fileno()``)
         for ``events`` (``EVENT_READ | EVENT_WRITE``): ``handler.handle_io``
         is called when it is ready (see ``IOHandler`` for the one rule).
-        ``RuntimeError`` if something already watches it."""
+        From now until ``remove_handler`` the descriptor is the handler's:
+        ``RuntimeError`` if another handler or ``add_reader`` has it."""
         self._check_open()
-        try:
+        fd = _fd_of(fileobj)
+        owner = self._owner_of(fd)
+        if owner is not None:
+            raise RuntimeError(f"descriptor {fd} is already watched by {owner!r}")
+        if events:
             self._selector.register(fileobj, events, handler)
-        except KeyError:
-            fd = _fd_of(fileobj)
-            key = self._selector.get_map().get(fd)
-            owner = key.data if key is not None else None
-            raise RuntimeError(f"descriptor {fd} is already watched by {owner!r}") from None
+        else:
+            self._parked[fd] = handler
 
     def update_handler(self, fileobj: FileObj, events: int, handler: IOHandler) -> None:
-        """Change what ``fileobj`` is watched for (``events`` must not be 0:
-        use ``remove_handler``), or which handler it reports to."""
-        self._selector.modify(fileobj, events, handler)
+        """Change what ``fileobj`` is watched for, or which handler it
+        reports to.  With ``events`` 0 nothing is watched, but the
+        descriptor stays the handler's (a transport paused or half-closed
+        keeps its socket) until ``remove_handler``."""
+        if events:
+            try:
+                self._selector.modify(fileobj, events, handler)
+            except KeyError:  # parked: watch it again
+                if self._parked.pop(_fd_of(fileobj), None) is None:
+                    raise
+                self._selector.register(fileobj, events, handler)
+        elif _fd_of(fileobj) not in self._parked:
+            self._selector.unregister(fileobj)
+            self._parked[_fd_of(fileobj)] = handler
 
     def remove_handler(self, fileobj: FileObj) -> bool:
-        """Stop watching ``fileobj``.  False if it was not watched; tolerates
-        an object already closed."""
+        """Stop watching ``fileobj`` and give it up.  False if it was not
+        watched; tolerates an object already closed."""
         try:
             self._selector.unregister(fileobj)
         except (KeyError, ValueError):
-            return False
+            try:
+                return self._parked.pop(_fd_of(fileobj), None) is not None
+            except (OSError, ValueError):  # closed: fileno() no longer answers
+                return False
         return True
 
     def registered_count(self) -> int:
-        """How many descriptors the selector watches, the waker excluded."""
-        return len(self._selector.get_map()) - 1
+        """How many descriptors the reactor watches or holds for a handler,
+        the waker excluded."""
+        return len(self._selector.get_map()) - 1 + len(self._parked)
+
+    def _owner_of(self, fd: int) -> Any:
+        """The handler (or add_reader callbacks) that has ``fd``, or None."""
+        key = self._selector.get_map().get(fd)
+        return key.data if key is not None else self._parked.get(fd)
 
     def add_reader(self, fd: FileObj, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` whenever ``fd`` is readable, until
@@ -463,8 +488,8 @@ class Reactor:
         elif self._closed:
             return False
         fd = _fd_of(fileobj)
-        key = self._selector.get_map().get(fd)
-        callbacks = key.data if key is not None else _Callbacks(self, fd)
+        owner = self._owner_of(fd)
+        callbacks = owner if owner is not None else _Callbacks(self, fd)
         if not isinstance(callbacks, _Callbacks):
             raise RuntimeError(f"descriptor {fd} is watched by {callbacks!r}; add_reader and "
                                f"add_writer cannot share it")
@@ -474,19 +499,20 @@ class Reactor:
             previous, callbacks.writer = callbacks.writer, handle
         if previous is not None:
             previous.cancel()
-        events = callbacks.events
-        if key is None:
-            if events:
-                self._selector.register(fd, events, callbacks)
-        elif not events:
-            self._selector.unregister(fd)
-        else:
+        # Watched afresh each time (two system calls; this is no hot path):
+        # if the descriptor was closed while watched and its number reused,
+        # epoll has forgotten it, and only a new registration reaches the
+        # descriptor now behind that number.
+        if owner is not None:
+            self._selector.unregister(fd)  # tolerates a descriptor closed meanwhile
+        if callbacks.events:
             try:
-                self._selector.modify(fd, events, callbacks)
+                self._selector.register(fd, callbacks.events, callbacks)
             except OSError:
-                # Closed (and perhaps reused) while watched: the selector has
-                # dropped it; watch the descriptor now behind that number.
-                self._selector.register(fd, events, callbacks)
+                if handle is not None:
+                    raise  # adding to a bad descriptor
+                # Removing one of two callbacks of a descriptor closed
+                # meanwhile: the other can never fire, so nothing is left.
         return previous is not None
 
     # -- running ------------------------------------------------------------
@@ -821,6 +847,11 @@ class Reactor:
         remaining = [len(hooks)]
         if not hooks:
             self.call_soon(self.stop)
+            return
+        # A hook that never calls done() must not keep the loop running: stop
+        # at the deadline anyway, one step later, so that what the hooks did
+        # at the deadline (listeners abort their connections) is finished.
+        backstop = self.call_later(grace, self.call_soon, self.stop)
 
         def done_once() -> Callable[..., None]:
             called = [False]
@@ -830,6 +861,7 @@ class Reactor:
                     called[0] = True
                     remaining[0] -= 1
                     if remaining[0] == 0:
+                        backstop.cancel()
                         self.stop()
             return done
 

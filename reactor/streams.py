@@ -6,10 +6,11 @@ Interest follows state.  ``_wanted_mask()`` derives what the selector should
 watch from the transport's state: readable while reading is wanted (not
 paused, no EOF yet, not closing), writable only while the write buffer holds
 something.  ``_update_interest()`` touches the reactor only when that mask
-changes: ``add_handler`` on the first non-zero mask, ``remove_handler`` at
-zero, ``update_handler`` in between.  What the selector watches is kept in
-the state too, so ``handle_io`` can check its interest (``IOHandler``'s rule)
-with one AND.
+changes: ``add_handler`` the first time, ``update_handler`` after (with 0
+while nothing is wanted, so the socket stays ours), ``remove_handler`` once
+the connection is lost.  What the reactor watches is kept in the state too,
+so ``handle_io`` can check its interest (``IOHandler``'s rule) with one
+AND.
 
 ``write()`` tries ``send()`` at once and buffers only what the kernel did not
 take, so the common case costs one system call and no selector change.  The
@@ -89,6 +90,8 @@ class TransportState(enum.IntFlag):
     WATCHING_READ = 64
     #: The reactor watches the socket for writing (``EVENT_WRITE << 6``).
     WATCHING_WRITE = 128
+    #: The socket is registered with the reactor (watched or not).
+    REGISTERED = 256
 
 
 # The same bits as plain ints for the code that tests them: an IntFlag
@@ -102,6 +105,7 @@ _READING_PAUSED = TransportState.READING_PAUSED.value
 _WRITING_PAUSED = TransportState.WRITING_PAUSED.value
 _WATCHING_READ = TransportState.WATCHING_READ.value
 _WATCHING_WRITE = TransportState.WATCHING_WRITE.value
+_REGISTERED = TransportState.REGISTERED.value
 _NO_WRITES = _CLOSING | _EOF_REQUESTED  # write() must not send
 _WATCHING_SHIFT = 6  # state >> 6 is the mask the reactor watches
 _STATE_BITS = (1 << _WATCHING_SHIFT) - 1
@@ -200,10 +204,8 @@ class StreamTransport(Transport):
             self._trace_state("open", cause, old="new")
         self._update_interest()
         failures: List[Exception] = []
-        protocol = self._protocol
-        assert protocol is not None
-        reactor.call_user(protocol.connection_made, self, on_error=failures.append,
-                          protocol=protocol, transport=self)
+        reactor.call_user(self._callback("connection_made"), self, on_error=failures.append,
+                          protocol=self._protocol, transport=self)
         if failures:
             self._force_close(failures[0])
             return failures[0]
@@ -217,27 +219,27 @@ class StreamTransport(Transport):
     # -- interest -------------------------------------------------------------
 
     def _wanted_mask(self) -> int:
-        flags = self._flags
-        if flags & _LOST:
-            return 0
         mask = EVENT_WRITE if self._buffer else 0
-        if not flags & (_CLOSING | _READING_PAUSED | _EOF_RECEIVED):
+        if not self._flags & (_CLOSING | _READING_PAUSED | _EOF_RECEIVED):
             mask |= EVENT_READ
         return mask
 
     def _update_interest(self) -> None:
-        mask = self._wanted_mask()
-        current = self._flags >> _WATCHING_SHIFT
-        if mask == current:
-            return
+        flags = self._flags
         reactor = self._reactor
-        if current == 0:
+        if flags & _LOST:
+            if flags & _REGISTERED:
+                reactor.remove_handler(self._sock)
+                self._flags = flags & _STATE_BITS
+            return
+        mask = self._wanted_mask()
+        if not flags & _REGISTERED:
             reactor.add_handler(self._sock, mask, self)
-        elif mask == 0:
-            reactor.remove_handler(self._sock)
-        else:
+        elif mask != (flags >> _WATCHING_SHIFT) & 3:
             reactor.update_handler(self._sock, mask, self)
-        self._flags = (self._flags & _STATE_BITS) | (mask << _WATCHING_SHIFT)
+        else:
+            return
+        self._flags = (flags & _STATE_BITS) | (mask << _WATCHING_SHIFT) | _REGISTERED
 
     # -- events from the loop ---------------------------------------------------
 
@@ -265,7 +267,7 @@ class StreamTransport(Transport):
                 try:
                     protocol.data_received(data)  # type: ignore[union-attr]
                 except Exception as exc:
-                    reactor.report_error(exc, protocol.data_received,  # type: ignore[union-attr]
+                    reactor.report_error(exc, self._callback("data_received"),
                                          protocol=protocol, transport=self)
                     self._force_close(exc)
             elif data is not None:
@@ -473,10 +475,15 @@ class StreamTransport(Transport):
     def _call_protocol(self, name: str) -> Any:
         """Call the protocol's callback ``name`` through ``call_user``: an
         exception is reported with this connection as context and aborts
-        it (``connection_lost`` receives the exception)."""
-        protocol = self._protocol
-        return self._reactor.call_user(getattr(protocol, name), on_error=self._force_close,
-                                       protocol=protocol, transport=self)
+        it (``connection_lost`` receives the exception).  A protocol that
+        lacks the callback (not a ``Protocol`` subclass) fails the same way,
+        with ``AttributeError``."""
+        return self._reactor.call_user(self._callback(name), on_error=self._force_close,
+                                       protocol=self._protocol, transport=self)
+
+    def _callback(self, name: str) -> Callable[..., Any]:
+        callback = getattr(self._protocol, name, None)
+        return callback if callback is not None else _missing_callback(self._protocol, name)
 
     def _watch_for_stall(self) -> None:
         # Lazy: one timer per stall period, none per write.  A timer left
@@ -580,14 +587,25 @@ class StreamTransport(Transport):
         self._reactor.call_soon(self._call_connection_lost, exc)
 
     def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
-        protocol, self._protocol = self._protocol, None
         reactor = self._reactor
-        if protocol is not None:
-            reactor.call_user(protocol.connection_lost, exc, protocol=protocol, transport=self)
+        if self._protocol is not None:
+            protocol, callback = self._protocol, self._callback("connection_lost")
+            self._protocol = None
+            reactor.call_user(callback, exc, protocol=protocol, transport=self)
         self._sock.close()
         reactor.counters.connections_closed += 1
         if reactor.tracer is not None:
             self._trace_state("closed", "connection_lost called", old="closing")
         on_closed, self._on_closed = self._on_closed, None
         if on_closed is not None:
-            on_closed(self)
+            reactor.call_user(on_closed, self, transport=self)
+
+
+def _missing_callback(protocol: Any, name: str) -> Callable[[], None]:
+    """Stands in for a callback a duck-typed protocol does not have: calling
+    it raises the ``AttributeError``, so the error takes the usual path."""
+    def missing() -> None:
+        raise AttributeError(f"{type(protocol).__name__} has no {name}(): "
+                             f"subclass reactor.Protocol for the defaults")
+    missing.__qualname__ = f"{type(protocol).__name__}.{name}"
+    return missing

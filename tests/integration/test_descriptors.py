@@ -214,3 +214,37 @@ def test_read_lines_from_a_pipe_without_a_thread(reactor: Reactor, pipe: Any) ->
     os.close(pipe.pop("w"))
     steps(reactor)
     assert lines == ["first", "second"] and reactor.registered_count() == 0
+
+
+def test_a_reader_for_a_reused_number_with_the_same_events_is_watched(
+        reactor: Reactor) -> None:
+    # add_reader(7), 7 closed, a new pipe gets 7, add_reader(7) again: the
+    # events are the same, yet the new descriptor must really be watched.
+    r1, w1 = os.pipe()
+    reactor.add_reader(r1, lambda: None)
+    os.close(r1)
+    os.close(w1)
+    r2, w2 = os.pipe()
+    try:
+        if r2 != r1:  # pragma: no cover
+            pytest.skip("the kernel gave the new pipe another number")
+        got: List[bytes] = []
+        reactor.add_reader(r2, lambda: got.append(os.read(r2, 100)))
+        os.write(w2, b"new")
+        steps(reactor)
+        assert got == [b"new"]
+        assert reactor.remove_reader(r2) and reactor.registered_count() == 0
+    finally:
+        os.close(r2)
+        os.close(w2)
+
+
+def test_removing_one_callback_of_a_closed_descriptor_does_not_raise(reactor: Reactor) -> None:
+    a, b = socket.socketpair()
+    fd = a.fileno()
+    reactor.add_reader(fd, lambda: None)
+    reactor.add_writer(fd, lambda: None)
+    a.close()
+    b.close()
+    assert reactor.remove_writer(fd) is True  # the reader cannot fire any more either
+    assert reactor.registered_count() == 0

@@ -819,13 +819,36 @@ def test_transport_settings_are_validated_shared_and_copied_on_change(
 
 def test_state_reads_as_names(make_pair: Callable[..., Pair]) -> None:
     p = make_pair()
-    assert p.transport.state == TransportState.WATCHING_READ
+    S = TransportState
+    assert p.transport.state == S.REGISTERED | S.WATCHING_READ
     p.transport.pause_reading()
-    assert p.transport.state == TransportState.READING_PAUSED
+    assert p.transport.state == S.REGISTERED | S.READING_PAUSED
     p.transport.close()
-    assert TransportState.CLOSING in p.transport.state
-    assert TransportState.LOST in p.transport.state  # nothing buffered: lost at once
+    # Nothing buffered: lost at once, and the socket given back to the reactor.
+    assert p.transport.state == S.READING_PAUSED | S.CLOSING | S.LOST
     assert "closed" in repr(p.transport)
+
+
+@pytest.mark.parametrize("how", ["reading paused", "half-closed"])
+def test_a_transport_watching_nothing_still_owns_its_socket(
+        how: str, make_pair: Callable[..., Pair], reactor: Reactor) -> None:
+    p = make_pair()
+    if how == "reading paused":
+        p.transport.pause_reading()
+    else:
+        p.protocol.keep_open_on_eof = True
+        p.peer.shutdown(socket.SHUT_WR)
+        run_until(reactor, lambda: "eof" in p.protocol.events)
+    assert p.mask() == 0 and reactor.registered_count() == 1  # not watched, still held
+    with pytest.raises(RuntimeError, match="watched by <StreamTransport"):
+        reactor.add_reader(p.sock, print)
+    if how == "reading paused":
+        p.transport.resume_reading()  # works: nobody took the socket meanwhile
+        p.peer.sendall(b"after the pause")
+        run_until(reactor, lambda: p.protocol.data == b"after the pause")
+    p.transport.abort()
+    reactor.run_once(0)
+    assert reactor.registered_count() == 0
 
 
 def test_write_timeout_set_at_run_time_waits_for_progress_then_aborts(
@@ -863,3 +886,22 @@ def test_write_timeout_set_at_run_time_waits_for_progress_then_aborts(
     finally:
         p.close()
         reactor.close()
+
+
+def test_an_on_closed_callback_that_raises_is_reported_with_the_transport(
+        reactor: Reactor, errors: List[Any]) -> None:
+    ours, peer = tcp_socket_pair()
+    gone: List[StreamTransport] = []
+
+    def on_closed(transport: StreamTransport) -> None:
+        gone.append(transport)
+        raise KeyError("owner's bug")
+
+    t = StreamTransport(reactor, ours, Recorder(), on_closed=on_closed)
+    t.start()
+    t.abort()
+    reactor.run_once(0)
+    peer.close()
+    assert gone == [t]
+    assert [(e["callback"], e["transport"], type(e["exception"])) for e in errors] == [
+        (on_closed, t, KeyError)]

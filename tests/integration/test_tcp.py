@@ -399,7 +399,11 @@ def test_emfile_pauses_then_resumes(reactor: Reactor, clients: Clients,
         assert errors[0]["listener"] is listener
         assert "pausing this listener" in errors[0]["message"]
         assert listener.accept_errors == 1
-        assert reactor.registered_count() == 0  # not watching while paused
+        # Not watching while paused (only the waker is in the selector), but
+        # the socket is still the listener's.
+        assert len(reactor._selector.get_map()) == 1 and reactor.registered_count() == 1
+        with pytest.raises(RuntimeError, match="watched by <listening socket of <Listener"):
+            reactor.add_reader(listener.sockets[0], print)
         run_until(reactor, lambda: listener.accepted == 1)
         accepted_at = time.monotonic()
         assert accepted_at - flaky.raised_at[0] >= listener.accept_retry_delay
@@ -904,3 +908,67 @@ def test_connection_made_raising_without_done_callback_is_reported_once(
     finally:
         close_all(reactor, listener, server_side)
         run_until(reactor, lambda: all(p.lost for p in server_side.protocols))
+
+
+def test_shutdown_reaches_every_connection_even_past_a_protocol_missing_a_callback(
+        reactor: Reactor, errors: List[Any]) -> None:
+    class NotAProtocol:  # duck-typed: no shutdown_requested, no pause_writing...
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            pass
+
+        def eof_received(self) -> None:
+            return None
+
+        def connection_lost(self, exc: Optional[BaseException]) -> None:
+            self.lost = exc
+
+    made: List[Any] = []
+
+    def factory() -> Any:
+        made.append(NotAProtocol() if len(made) % 2 == 0 else Protocol())
+        return made[-1]
+
+    listener = reactor.listen_tcp(factory, "127.0.0.1", 0)
+    peers = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(4)]
+    try:
+        run_until(reactor, lambda: len(listener.connections) == 4)
+        done: List[bool] = []
+        listener.shutdown(5, lambda: done.append(True))
+        run_until(reactor, lambda: done)  # every one closed, none waited for the grace
+        missing = [e for e in errors if isinstance(e["exception"], AttributeError)]
+        assert len(missing) == 2
+        assert all("NotAProtocol.shutdown_requested" in e["message"] for e in missing)
+    finally:
+        for peer in peers:
+            peer.close()
+
+
+def test_prepare_raising_drops_that_connection_and_the_listener_goes_on(
+        reactor: Reactor, errors: List[Any]) -> None:
+    calls: List[int] = []
+
+    def prepare(sock: socket.socket) -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ValueError("cannot tune this one")
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.setblocking(False)
+    factory = Factory()
+    listener = Listener(reactor, factory, [server], prepare=prepare)  # any listening socket
+    try:
+        first = socket.create_connection(("127.0.0.1", listener.port))
+        second = socket.create_connection(("127.0.0.1", listener.port))
+        run_until(reactor, lambda: len(calls) == 2 and len(factory.protocols) == 1)
+        assert [(type(e["exception"]), e["callback"], e["listener"]) for e in errors] == [
+            (ValueError, prepare, listener)]
+        first.settimeout(5)
+        assert first.recv(10) == b""  # that one was closed
+        first.close()
+        second.close()
+    finally:
+        close_all(reactor, listener, factory)
+        run_until(reactor, lambda: all(p.lost for p in factory.protocols))

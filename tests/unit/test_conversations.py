@@ -180,3 +180,20 @@ def test_a_busy_connection_touches_the_deadline_queue_once_per_timeout(
     advance(fake_reactor, 0.001)
     assert transport.closed and clock.now() == pytest.approx(last_byte + 30)
     assert lines[-1].endswith("timed out: no data for 30s")
+
+
+def test_an_error_while_reporting_a_timeout_still_closes_the_connection(
+        fake_reactor: Reactor, errors: list) -> None:
+    class LoudEcho(EchoProtocol):
+        __slots__ = ()
+
+        def report(self, line: str) -> None:
+            if "timed out" in line:
+                raise RuntimeError("the log is full")
+
+    protocol, transport, lines = make(LoudEcho, fake_reactor, idle_timeout=5)
+    advance(fake_reactor, 5)
+    assert transport.closed and transport.aborted  # not left open forever
+    assert [(type(e["exception"]), e["protocol"], e["transport"]) for e in errors] == [
+        (RuntimeError, protocol, transport)]
+    assert len(protocol._context.deadlines) == 0

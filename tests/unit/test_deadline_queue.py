@@ -172,3 +172,56 @@ def test_an_early_wakeup_can_requeue_at_the_real_deadline(fake_reactor: Reactor,
     assert closed == []
     advance(fake_reactor, 0.001)
     assert closed == [start + 25]  # exactly 10 s after the last activity
+
+
+def test_a_key_discarded_or_moved_by_an_earlier_call_is_not_called(
+        fake_reactor: Reactor, clock: FakeClock) -> None:
+    start = clock.now()
+    calls: List[Tuple[str, float]] = []
+
+    def on_due(key: str, now: float) -> None:
+        calls.append((key, now))
+        if key == "a":
+            queue.discard("b")             # due in this same sweep: must not be called
+            queue.touch("c", start + 20)   # likewise: called at its new deadline instead
+
+    queue = DeadlineQueue(fake_reactor, on_due)
+    for key in ("a", "b", "c"):
+        queue.touch(key, start + 10)
+    advance(fake_reactor, 10)
+    assert calls == [("a", start + 10)]
+    advance(fake_reactor, 10)
+    assert calls == [("a", start + 10), ("c", start + 20)]
+    assert len(queue) == 0 and fake_reactor.next_deadline() is None
+
+
+def test_an_earlier_deadline_set_from_inside_a_call_leaves_one_timer(
+        fake_reactor: Reactor, clock: FakeClock) -> None:
+    start = clock.now()
+    calls: List[str] = []
+
+    def on_due(key: str, now: float) -> None:
+        calls.append(key)
+        if key == "first":
+            queue.touch("overdue", now - 5)  # earlier than the timer now firing
+
+    queue = DeadlineQueue(fake_reactor, on_due)
+    queue.touch("first", start + 10)
+    queue.touch("later", start + 30)
+    advance(fake_reactor, 10)
+    assert calls == ["first", "overdue"]  # the next step, not before
+    assert pending_timers(fake_reactor) == 1  # for "later": none orphaned
+    advance(fake_reactor, 20)
+    assert calls == ["first", "overdue", "later"]
+    assert pending_timers(fake_reactor) == 0
+
+
+def test_ten_thousand_keys_due_at_once_are_all_called_in_one_sweep(
+        fake_reactor: Reactor, clock: FakeClock) -> None:
+    called: List[int] = []
+    queue = DeadlineQueue(fake_reactor, lambda key, now: called.append(key))
+    for i in range(10_000):
+        queue.touch(i, clock.now() + 1)
+    clock.advance(1)
+    fake_reactor.run_once(0)
+    assert called == list(range(10_000)) and len(queue) == 0

@@ -613,3 +613,24 @@ def test_handler_registration_errors_are_clear(reactor: Reactor) -> None:
     with pytest.raises(RuntimeError, match="closed"):
         r.add_reader(102, print)
     assert r.remove_reader(102) is False
+
+
+def test_shutdown_stops_at_the_grace_deadline_even_if_a_hook_never_finishes(
+        clock: FakeClock, fake_reactor: Reactor) -> None:
+    finished_at_deadline: List[float] = []
+    fake_reactor.add_shutdown_hook(lambda grace, done: fake_reactor.call_later(
+        grace, finished_at_deadline.append, clock.now()))  # never calls done()
+    start = clock.now()
+    fake_reactor.shutdown(3)
+    advance(fake_reactor, 2.999)
+    assert not fake_reactor._stopping
+    advance(fake_reactor, 0.001)
+    # What the hook did at the deadline ran first; stop() comes one step later.
+    assert finished_at_deadline == [start] and fake_reactor._stopping
+    assert clock.now() == start + 3
+
+
+def test_a_finished_shutdown_leaves_no_timer_behind(fake_reactor: Reactor) -> None:
+    fake_reactor.add_shutdown_hook(lambda grace, done: done())
+    fake_reactor.shutdown(3)
+    assert fake_reactor._stopping and fake_reactor.next_deadline() is None

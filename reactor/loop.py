@@ -56,7 +56,7 @@ import socket
 import threading
 import typing
 from time import perf_counter
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Deque, Dict, List, NoReturn, Optional, Tuple, TypeVar, Union
 
 from .selector import default_selector
 from .timers import Clock, MonotonicClock, TimerHandle, TimerQueue
@@ -289,12 +289,6 @@ class _Callbacks:
         return f"<add_reader/add_writer callbacks for fd {self.fd}>"
 
 
-def _fd_of(fileobj: FileObj) -> int:
-    if isinstance(fileobj, int):
-        return fileobj
-    return int(fileobj.fileno())
-
-
 class Reactor:
     """A single-threaded event loop over ``selectors``.
 
@@ -413,41 +407,46 @@ class Reactor:
         From now until ``remove_handler`` the descriptor is the handler's:
         ``RuntimeError`` if another handler or ``add_reader`` has it."""
         self._check_open()
-        fd = _fd_of(fileobj)
-        owner = self._owner_of(fd)
-        if owner is not None:
-            raise RuntimeError(f"descriptor {fd} is already watched by {owner!r}")
-        if events:
-            self._selector.register(fileobj, events, handler)
-        else:
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        if fd in self._parked or (not events and self._owner_of(fd) is not None):
+            self._refuse(fd)
+        if not events:
             self._parked[fd] = handler
+            return
+        try:
+            self._selector.register(fileobj, events, handler)
+        except KeyError:
+            self._refuse(fd)
 
     def update_handler(self, fileobj: FileObj, events: int, handler: IOHandler) -> None:
         """Change what ``fileobj`` is watched for, or which handler it
         reports to.  With ``events`` 0 nothing is watched, but the
         descriptor stays the handler's (a transport paused or half-closed
         keeps its socket) until ``remove_handler``."""
-        if events:
-            try:
-                self._selector.modify(fileobj, events, handler)
-            except KeyError:  # parked: watch it again
-                if self._parked.pop(_fd_of(fileobj), None) is None:
-                    raise
-                self._selector.register(fileobj, events, handler)
-        elif _fd_of(fileobj) not in self._parked:
-            self._selector.unregister(fileobj)
-            self._parked[_fd_of(fileobj)] = handler
+        # The selector is given the number, not the object: its KeyError
+        # formats repr(fileobj), and a socket's repr makes two system calls.
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        parked = self._parked
+        if not events:
+            if fd not in parked:
+                self._selector.unregister(fd)
+                parked[fd] = handler
+        elif fd in parked:
+            del parked[fd]
+            self._selector.register(fileobj, events, handler)
+        else:
+            self._selector.modify(fd, events, handler)
 
     def remove_handler(self, fileobj: FileObj) -> bool:
         """Stop watching ``fileobj`` and give it up.  False if it was not
         watched; tolerates an object already closed."""
-        try:
-            self._selector.unregister(fileobj)
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        if self._parked.pop(fd, None) is not None:
+            return True
+        try:  # a closed socket (fileno() -1) is found by identity
+            self._selector.unregister(fileobj if fd < 0 else fd)
         except (KeyError, ValueError):
-            try:
-                return self._parked.pop(_fd_of(fileobj), None) is not None
-            except (OSError, ValueError):  # closed: fileno() no longer answers
-                return False
+            return False
         return True
 
     def registered_count(self) -> int:
@@ -459,6 +458,9 @@ class Reactor:
         """The handler (or add_reader callbacks) that has ``fd``, or None."""
         key = self._selector.get_map().get(fd)
         return key.data if key is not None else self._parked.get(fd)
+
+    def _refuse(self, fd: int) -> NoReturn:
+        raise RuntimeError(f"descriptor {fd} is already watched by {self._owner_of(fd)!r}")
 
     def add_reader(self, fd: FileObj, fn: Callable[..., Any], *args: Any) -> None:
         """Call ``fn(*args)`` whenever ``fd`` is readable, until
@@ -487,7 +489,7 @@ class Reactor:
             self._check_open()
         elif self._closed:
             return False
-        fd = _fd_of(fileobj)
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
         owner = self._owner_of(fd)
         callbacks = owner if owner is not None else _Callbacks(self, fd)
         if not isinstance(callbacks, _Callbacks):

@@ -86,12 +86,12 @@ class TransportState(enum.IntFlag):
     READING_PAUSED = 16
     #: The protocol was told ``pause_writing()``.
     WRITING_PAUSED = 32
-    #: The reactor watches the socket for reading (``EVENT_READ << 6``).
-    WATCHING_READ = 64
-    #: The reactor watches the socket for writing (``EVENT_WRITE << 6``).
-    WATCHING_WRITE = 128
     #: The socket is registered with the reactor (watched or not).
-    REGISTERED = 256
+    REGISTERED = 64
+    #: The reactor watches the socket for reading (``EVENT_READ << 7``).
+    WATCHING_READ = 128
+    #: The reactor watches the socket for writing (``EVENT_WRITE << 7``).
+    WATCHING_WRITE = 256
 
 
 # The same bits as plain ints for the code that tests them: an IntFlag
@@ -107,8 +107,12 @@ _WATCHING_READ = TransportState.WATCHING_READ.value
 _WATCHING_WRITE = TransportState.WATCHING_WRITE.value
 _REGISTERED = TransportState.REGISTERED.value
 _NO_WRITES = _CLOSING | _EOF_REQUESTED  # write() must not send
-_WATCHING_SHIFT = 6  # state >> 6 is the mask the reactor watches
-_STATE_BITS = (1 << _WATCHING_SHIFT) - 1
+_WATCHING_SHIFT = 7  # state >> 7 is the mask the reactor watches
+_STATE_BITS = _REGISTERED - 1  # everything but REGISTERED and the watching bits
+# An idle connection's state, REGISTERED | WATCHING_READ, is 192: an int
+# CPython keeps cached (up to 256), where 320 cost 32 bytes per connection
+# (benchmarks/run.py's memory row).
+assert _REGISTERED | _WATCHING_READ <= 256
 assert _WATCHING_READ == EVENT_READ << _WATCHING_SHIFT
 assert _WATCHING_WRITE == EVENT_WRITE << _WATCHING_SHIFT
 
@@ -204,8 +208,11 @@ class StreamTransport(Transport):
             self._trace_state("open", cause, old="new")
         self._update_interest()
         failures: List[Exception] = []
-        reactor.call_user(self._callback("connection_made"), self, on_error=failures.append,
-                          protocol=self._protocol, transport=self)
+        protocol = self._protocol
+        callback = (getattr(protocol, "connection_made", None)
+                    or _missing_callback(protocol, "connection_made"))
+        reactor.call_user(callback, self, on_error=failures.append, protocol=protocol,
+                          transport=self)
         if failures:
             self._force_close(failures[0])
             return failures[0]
@@ -267,7 +274,8 @@ class StreamTransport(Transport):
                 try:
                     protocol.data_received(data)  # type: ignore[union-attr]
                 except Exception as exc:
-                    reactor.report_error(exc, self._callback("data_received"),
+                    reactor.report_error(exc, getattr(protocol, "data_received", None)
+                                         or _missing_callback(protocol, "data_received"),
                                          protocol=protocol, transport=self)
                     self._force_close(exc)
             elif data is not None:
@@ -478,12 +486,12 @@ class StreamTransport(Transport):
         it (``connection_lost`` receives the exception).  A protocol that
         lacks the callback (not a ``Protocol`` subclass) fails the same way,
         with ``AttributeError``."""
-        return self._reactor.call_user(self._callback(name), on_error=self._force_close,
+        return self._reactor.call_user(getattr(self._protocol, name, None)
+                                       or _missing_callback(self._protocol, name),
+                                       on_error=self._force_close,
                                        protocol=self._protocol, transport=self)
 
-    def _callback(self, name: str) -> Callable[..., Any]:
-        callback = getattr(self._protocol, name, None)
-        return callback if callback is not None else _missing_callback(self._protocol, name)
+
 
     def _watch_for_stall(self) -> None:
         # Lazy: one timer per stall period, none per write.  A timer left
@@ -589,7 +597,9 @@ class StreamTransport(Transport):
     def _call_connection_lost(self, exc: Optional[BaseException]) -> None:
         reactor = self._reactor
         if self._protocol is not None:
-            protocol, callback = self._protocol, self._callback("connection_lost")
+            protocol = self._protocol
+            callback = (getattr(protocol, "connection_lost", None)
+                        or _missing_callback(protocol, "connection_lost"))
             self._protocol = None
             reactor.call_user(callback, exc, protocol=protocol, transport=self)
         self._sock.close()

@@ -355,6 +355,12 @@ def read_line(reactor: Reactor, answer: Callable[[Optional[str]], None],
     regular file (or ``/dev/null``) cannot be watched (epoll refuses it: a
     file is always "ready"), so for those one daemon thread reads the line;
     a daemon, so that a client that gives up first is not kept alive by it.
+
+    It reads one line for a one-line prompt: what arrives after the newline
+    in the same read is dropped.  The descriptor is left in blocking mode
+    (standard input is often a terminal shared with the shell, and
+    non-blocking mode would be shared too), so each read happens only when
+    the descriptor is readable, one read per readiness.
     """
     stream = stream if stream is not None else sys.stdin
     encoding = getattr(stream, "encoding", None) or "utf-8"

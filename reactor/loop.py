@@ -337,6 +337,13 @@ class Reactor:
         #: same signature as ``socket.getaddrinfo``.  Tests replace it so that
         #: no name lookup ever leaves the machine.
         self.getaddrinfo = socket.getaddrinfo
+        #: The clock as read when this step's ``select()`` returned: "now"
+        #: for every event dispatched in the step, and no later than any of
+        #: them.  A per-event path can stamp activity with it at the cost of
+        #: an attribute read (transports do, per chunk) instead of a clock
+        #: read.  Between steps, the time the last one began.
+        self.step_time = self._now()
+        self._shared: Dict[Any, Any] = {}
 
     # -- time and scheduling ------------------------------------------------
 
@@ -352,7 +359,11 @@ class Reactor:
         return self._now()
 
     def call_soon(self, fn: Callable[..., Any], *args: Any) -> Handle:
-        """Run ``fn(*args)`` in the next callback phase, in FIFO order."""
+        """Run ``fn(*args)`` in the next callback phase, in FIFO order.
+        ``RuntimeError`` once the reactor is closed (as for every way of
+        scheduling work): nothing would ever run it."""
+        if self._closed:
+            raise RuntimeError("this reactor is closed")
         handle = Handle(fn, args)
         self._ready.append(handle)
         return handle
@@ -360,6 +371,8 @@ class Reactor:
     def call_soon_threadsafe(self, fn: Callable[..., Any], *args: Any) -> Handle:
         """Like ``call_soon``, callable from any thread or signal handler;
         wakes the loop if it is blocked in ``select()``."""
+        if self._closed:
+            raise RuntimeError("this reactor is closed")
         handle = Handle(fn, args)
         self._ready.append(handle)  # deque.append is atomic
         self._waker.wake()
@@ -368,10 +381,14 @@ class Reactor:
     def call_at(self, when: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
         """Run ``fn(*args)`` once ``time() >= when``; never earlier.  Timers
         with equal deadlines run in the order they were scheduled."""
+        if self._closed:
+            raise RuntimeError("this reactor is closed")
         return self._timers.push(when, fn, args)
 
     def call_later(self, delay: float, fn: Callable[..., Any], *args: Any) -> TimerHandle:
         """``call_at(time() + delay, fn, *args)``."""
+        if self._closed:
+            raise RuntimeError("this reactor is closed")
         return self._timers.push(self._now() + delay, fn, args)
 
     def next_deadline(self) -> Optional[float]:
@@ -448,6 +465,18 @@ class Reactor:
         except (KeyError, ValueError):
             return False
         return True
+
+    def shared(self, key: Any, factory: Callable[[], T]) -> T:
+        """The object kept under ``key`` for this reactor, made by
+        ``factory()`` the first time it is asked for: how a layer above
+        the loop keeps one thing per reactor (the stream transports'
+        deadline queues, say) without a global.  Use a key you own, such as
+        a class of your module."""
+        try:
+            return self._shared[key]  # type: ignore[no-any-return]
+        except KeyError:
+            value = self._shared[key] = factory()
+            return value
 
     def registered_count(self) -> int:
         """How many descriptors the reactor watches or holds for a handler,
@@ -569,6 +598,7 @@ class Reactor:
         called from."""
         if self._in_step:
             raise RuntimeError("run_once() called from inside a callback of the same reactor")
+        self._check_open()
         self._in_step = True
         try:
             self._step(timeout)
@@ -580,6 +610,7 @@ class Reactor:
         started = perf_counter()
         events = self._selector.select(timeout)
         selected = perf_counter()
+        self.step_time = self._now()
         if self.tracer is not None:
             self._trace_select(timeout, events)
         self._dispatch(events, selected)
@@ -789,8 +820,10 @@ class Reactor:
         def finished(future: "concurrent.futures.Future[Any]") -> None:  # worker thread
             exc = future.exception()
             result = None if exc is not None else future.result()
-            if not self._closed:
+            try:
                 self.call_soon_threadsafe(call._finish, result, exc)
+            except RuntimeError:
+                pass  # the reactor closed meanwhile: nobody is waiting any more
 
         self._executor.submit(fn, *args).add_done_callback(finished)
         return call
@@ -883,10 +916,15 @@ class Reactor:
         if self._closed:
             raise RuntimeError("this reactor is closed")
 
+    #: How many rounds of ready callbacks ``close()`` runs after its hooks.
+    close_drain_rounds = 10
+
     def close(self) -> None:
-        """Call the close hooks (listeners close), then release the worker
-        threads, signal handlers, the selector and the self-pipe.
-        Transports still open are not closed for you.  A worker thread
+        """Call the close hooks (listeners close, transports still open are
+        aborted), run the callbacks that are ready (so their
+        ``connection_lost`` calls happen), then release the worker threads,
+        signal handlers, the selector and the self-pipe.  After that, every
+        way of scheduling work raises ``RuntimeError``.  A worker thread
         blocked in ``run_in_thread`` work still delays the interpreter's
         exit until that work returns."""
         if self._running:
@@ -895,6 +933,12 @@ class Reactor:
             return
         for hook in list(self._close_hooks):
             self.call_user(hook)
+        # Cleanup queued until now (by the hooks, say) still runs; bounded,
+        # so that a callback that keeps rescheduling itself cannot hang us.
+        for _ in range(self.close_drain_rounds):
+            if not self._ready:
+                break
+            self._run_ready()
         self._closed = True
         for sig in list(self._signals):
             self.remove_signal_handler(sig)

@@ -634,3 +634,62 @@ def test_a_finished_shutdown_leaves_no_timer_behind(fake_reactor: Reactor) -> No
     fake_reactor.add_shutdown_hook(lambda grace, done: done())
     fake_reactor.shutdown(3)
     assert fake_reactor._stopping and fake_reactor.next_deadline() is None
+
+
+# -- a closed reactor refuses new work ------------------------------------------------
+
+
+def test_a_closed_reactor_refuses_new_work() -> None:
+    r = Reactor()
+    r.close()
+    for schedule in (lambda: r.call_soon(print), lambda: r.call_soon_threadsafe(print),
+                     lambda: r.call_later(1, print), lambda: r.call_at(1, print),
+                     lambda: r.run_once(0), r.run, lambda: r.run_in_thread(print),
+                     lambda: r.add_reader(0, print)):
+        with pytest.raises(RuntimeError, match="closed"):
+            schedule()
+
+
+def test_cleanup_queued_during_close_still_runs(errors: List[Any]) -> None:
+    r = Reactor()
+    r.set_exception_handler(lambda _r, ctx: errors.append(ctx))
+    ran: List[str] = []
+    r.call_soon(ran.append, "queued before close")
+    r.add_close_hook(lambda: r.call_soon(lambda: r.call_soon(ran.append, "two rounds later")))
+    forever = [0]
+
+    def again() -> None:  # bounded: dropped after close_drain_rounds rounds
+        forever[0] += 1
+        r.call_soon(again)
+
+    r.call_soon(again)
+    r.close()
+    assert ran == ["queued before close", "two rounds later"]
+    assert forever[0] == Reactor.close_drain_rounds and errors == []
+
+
+def test_step_time_is_the_clock_when_select_returned(clock: FakeClock,
+                                                      fake_reactor: Reactor) -> None:
+    seen: List[float] = []
+    fake_reactor.call_soon(lambda: seen.append(fake_reactor.step_time))
+    clock.advance(5)
+    fake_reactor.run_once(0)
+    clock.advance(1)  # the step is over: step_time does not move by itself
+    assert seen == [clock.now() - 1] and fake_reactor.step_time == clock.now() - 1
+
+
+def test_shared_makes_one_object_per_key_and_reactor() -> None:
+    made: List[int] = []
+
+    def factory() -> List[int]:
+        made.append(1)
+        return []
+
+    a, b = Reactor(), Reactor()
+    try:
+        assert a.shared("k", factory) is a.shared("k", factory)
+        assert a.shared("k", factory) is not b.shared("k", factory)
+        assert len(made) == 2
+    finally:
+        a.close()
+        b.close()

@@ -7,8 +7,8 @@ and listening (``reactor.tcp.listen_tcp`` makes them for TCP); what kind of
 socket they are does not matter here.  Each readiness event accepts at most
 ``accept_batch`` connections, so a flood of connects cannot starve the
 connections already open.  Each accepted socket gets a protocol from the
-factory and a ``StreamTransport``; the listener keeps the open ones, for
-``connections`` and for a graceful ``shutdown``.
+factory and a ``StreamTransport`` in the listener's ``TransportGroup``,
+which answers ``connections`` and the graceful ``shutdown``.
 
 Running out of descriptors (EMFILE, ENFILE) or kernel memory (ENOBUFS,
 ENOMEM), or any other unexpected ``accept`` error, is reported once; then the
@@ -18,8 +18,9 @@ succeeds.  Waiting clients stay in the kernel's backlog and are accepted
 when it resumes.  A client that gave up before we accepted it
 (ECONNABORTED, EPROTO) is skipped silently.
 
-A listener registers its ``shutdown`` and ``close`` with the reactor's
-hooks, so ``Reactor.shutdown(grace)`` and ``Reactor.close()`` reach it.
+A listener stops accepting when the reactor shuts down or closes (its
+hooks); its connections, like every transport's, are reached through their
+group, also once the listener itself is closed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Set, 
 
 from .addresses import format_address
 from .loop import EVENT_READ
-from .streams import StreamTransport, TransportSettings
+from .streams import StreamTransport, TransportGroup, TransportSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -84,13 +85,9 @@ class Listener:
         self._settings = settings  # shared by every transport accepted here
         self._prepare = prepare
         self._handles = [_ListeningSocket(sock, self) for sock in sockets]
-        self._connections: Set[StreamTransport] = set()
-        # One bound method for every transport, not one per transport.
-        self._gone = self._connection_gone
+        self._group = TransportGroup(reactor)
         self._closed = False
         self._paused_timer: Optional[TimerHandle] = None
-        self._shutdown_timer: Optional[TimerHandle] = None
-        self._on_shutdown: List[Callable[[], None]] = []
         #: Counts of what happened on accept (for statistics and tests).
         self.accepted = 0
         self.accept_errors = 0
@@ -99,7 +96,7 @@ class Listener:
         self._addresses = [sock.getsockname() for sock in sockets]
         for handle in self._handles:
             reactor.add_handler(handle.sock, EVENT_READ, handle)
-        reactor.add_shutdown_hook(self.shutdown)
+        reactor.add_shutdown_hook(self._stop_accepting)
         reactor.add_close_hook(self.close)
 
     # -- what users see -----------------------------------------------------------
@@ -123,7 +120,7 @@ class Listener:
     @property
     def connections(self) -> Set[StreamTransport]:
         """The transports accepted here and not yet closed."""
-        return set(self._connections)
+        return set(self._group)
 
     def is_closed(self) -> bool:
         return self._closed
@@ -134,7 +131,7 @@ class Listener:
         if self._closed:
             return
         self._closed = True
-        self._reactor.remove_shutdown_hook(self.shutdown)
+        self._reactor.remove_shutdown_hook(self._stop_accepting)
         self._reactor.remove_close_hook(self.close)
         if self._paused_timer is not None:
             self._paused_timer.cancel()
@@ -150,15 +147,15 @@ class Listener:
         connection's protocol to finish (``shutdown_requested``; by default
         its transport is closed after flushing), abort whatever is still open
         ``grace`` seconds later, and call ``on_done()`` once every connection
-        is gone."""
+        is gone.  (``Reactor.shutdown`` does this for every listener.)"""
         self.close()
-        if on_done is not None:
-            self._on_shutdown.append(on_done)
-        if self._shutdown_timer is None:
-            self._shutdown_timer = self._reactor.call_later(grace, self._abort_remaining)
-            for transport in list(self._connections):
-                transport.request_shutdown()
-        self._check_shutdown_done()
+        self._group.shutdown(grace, on_done)
+
+    def _stop_accepting(self, grace: float, done: Callable[[], None]) -> None:
+        # The reactor's shutdown hook: the connections are asked through
+        # their group, like every other transport.
+        self.close()
+        done()
 
     def __repr__(self) -> str:
         where = ", ".join(format_address(address) for address in self._addresses)
@@ -220,28 +217,8 @@ class Listener:
             conn.close()
             return
         transport = StreamTransport(reactor, conn, protocol, settings=self._settings,
-                                    on_closed=self._gone)
-        self._connections.add(transport)
+                                    group=self._group)
         if reactor.tracer is not None:
             reactor.tracer.record("accept", reactor.tracer.id_of(transport), "from " +
                                   format_address(transport.get_extra_info("peername")))
         transport.start("accepted")
-
-    def _connection_gone(self, transport: StreamTransport) -> None:
-        self._connections.discard(transport)
-        if self._shutdown_timer is not None:
-            self._check_shutdown_done()
-
-    # -- shutting down ------------------------------------------------------------
-
-    def _abort_remaining(self) -> None:
-        for transport in list(self._connections):
-            transport.abort()
-
-    def _check_shutdown_done(self) -> None:
-        if self._connections or self._shutdown_timer is None:
-            return
-        self._shutdown_timer.cancel()
-        callbacks, self._on_shutdown = self._on_shutdown, []
-        for fn in callbacks:
-            self._reactor.call_user(fn, listener=self)

@@ -31,6 +31,12 @@ Errors say whose fault they are.  A peer reset is routine: it reaches
 goes to the reactor's exception handler with this transport as context and
 aborts this connection only.
 
+Every transport belongs to a ``TransportGroup`` while it is open: its
+listener's, or its reactor's own for every other one (outgoing, adopted).
+One object per reactor keeps the groups that have members and answers the
+reactor's shutdown and close hooks for all of them, so ``shutdown(grace)``
+asks every open transport and ``close()`` aborts whatever is left.
+
 Memory: a server keeps one transport per connection, most of them idle, so
 a transport has slots and no buffer object until something is buffered;
 its settings are one object shared by every transport of a listener, and
@@ -42,7 +48,8 @@ from __future__ import annotations
 import enum
 import errno
 import socket
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+import warnings
+from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Set, Tuple
 
 from .loop import EVENT_READ, EVENT_WRITE
 from .transports import Buffer, Transport
@@ -52,8 +59,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .protocols import Protocol
     from .timers import TimerHandle
 
-__all__ = ["StreamTransport", "TransportSettings", "TransportState", "DEFAULT_SETTINGS",
-           "ROUTINE_ERRORS"]
+__all__ = ["StreamTransport", "TransportGroup", "TransportSettings", "TransportState",
+           "DEFAULT_SETTINGS", "ROUTINE_ERRORS"]
 
 #: Errors a peer can cause at any time.  They close the connection and reach
 #: ``connection_lost`` but are not reported as failures.
@@ -172,10 +179,12 @@ class StreamTransport(Transport):
     ``sock`` must be connected and non-blocking; the transport owns it from
     now on and closes it after ``connection_lost``.  Nothing happens until
     ``start()``.  ``settings`` (shared, see ``TransportSettings``) default to
-    ``DEFAULT_SETTINGS``; ``on_closed(transport)`` is called once the
-    connection is gone (after ``connection_lost``).  Listeners and
+    ``DEFAULT_SETTINGS``.  From ``start()`` until ``connection_lost`` it is a
+    member of ``group``, by default its reactor's own group, which
+    ``Reactor.shutdown`` and ``Reactor.close`` reach.  Listeners and
     connectors make these for you; make one yourself to serve a socket you
-    got elsewhere.
+    got elsewhere.  One garbage-collected while open warns
+    (``ResourceWarning``) and closes its socket.
     """
 
     #: Bytes asked of ``recv()`` per readiness event.
@@ -184,18 +193,18 @@ class StreamTransport(Transport):
     default_high_water = DEFAULT_SETTINGS.high_water
 
     __slots__ = ("_reactor", "_sock", "_protocol", "_buffer", "_flags", "_settings",
-                 "_on_closed", "_stall", "__weakref__")
+                 "_group", "_stall", "__weakref__")
 
     def __init__(self, reactor: "Reactor", sock: socket.socket, protocol: "Protocol", *,
                  settings: Optional[TransportSettings] = None,
-                 on_closed: Optional[Callable[["StreamTransport"], Any]] = None) -> None:
+                 group: Optional["TransportGroup"] = None) -> None:
         self._reactor = reactor
         self._sock = sock
         self._protocol: Optional[Protocol] = protocol
         self._buffer = _NO_BUFFER
         self._flags = 0  # TransportState bits
         self._settings = settings or DEFAULT_SETTINGS
-        self._on_closed = on_closed
+        self._group = group if group is not None else _OpenTransports.of(reactor).default
         self._stall: Optional[_Stall] = None
 
     def start(self, cause: str = "connected") -> Optional[Exception]:
@@ -206,6 +215,7 @@ class StreamTransport(Transport):
         reactor.counters.connections_opened += 1
         if reactor.tracer is not None:
             self._trace_state("open", cause, old="new")
+        self._group.add(self)
         self._update_interest()
         failures: List[Exception] = []
         protocol = self._protocol
@@ -606,9 +616,124 @@ class StreamTransport(Transport):
         reactor.counters.connections_closed += 1
         if reactor.tracer is not None:
             self._trace_state("closed", "connection_lost called", old="closing")
-        on_closed, self._on_closed = self._on_closed, None
-        if on_closed is not None:
-            reactor.call_user(on_closed, self, transport=self)
+        self._group.discard(self)
+
+    def __del__(self) -> None:
+        # Only a transport nothing refers to any more gets here: never
+        # started, or dropped with its whole reactor.  Its socket must not
+        # stay open until the interpreter exits.
+        sock = getattr(self, "_sock", None)  # None if __init__ itself failed
+        if sock is not None and not self._flags & _LOST and sock.fileno() >= 0:
+            try:
+                warnings.warn(f"unclosed transport {self!r}", ResourceWarning, stacklevel=2,
+                              source=self)
+            finally:
+                sock.close()
+
+
+class TransportGroup:
+    """Open transports that take part in a graceful shutdown together.
+
+    A listener keeps one for the connections it accepted (its
+    ``connections``); every other transport joins its reactor's own group.
+    Members join at ``start()`` and leave after ``connection_lost``.
+    ``on_leave(transport)``, if given, is called as each one leaves.
+    """
+
+    def __init__(self, reactor: "Reactor",
+                 on_leave: Optional[Callable[["StreamTransport"], Any]] = None) -> None:
+        self._reactor = reactor
+        self._members: Set[StreamTransport] = set()
+        self._on_leave = on_leave
+        self._shutdown_timer: Optional[TimerHandle] = None
+        self._on_done: List[Callable[[], Any]] = []
+
+    def __len__(self) -> int:
+        return len(self._members)
+
+    def __iter__(self) -> Iterator["StreamTransport"]:
+        return iter(list(self._members))
+
+    def add(self, transport: "StreamTransport") -> None:
+        if not self._members:
+            _OpenTransports.of(self._reactor).live.add(self)
+        self._members.add(transport)
+
+    def discard(self, transport: "StreamTransport") -> None:
+        self._members.discard(transport)
+        if not self._members:
+            _OpenTransports.of(self._reactor).live.discard(self)
+        if self._on_leave is not None:
+            self._reactor.call_user(self._on_leave, transport, transport=transport)
+        if self._shutdown_timer is not None:
+            self._check_shutdown_done()
+
+    def shutdown(self, grace: float = 5.0, on_done: Optional[Callable[[], Any]] = None) -> None:
+        """Ask each member to finish (``StreamTransport.request_shutdown``),
+        abort whatever is still open ``grace`` seconds later, and call
+        ``on_done()`` once none is left.  A second call adds its
+        ``on_done`` and keeps the first deadline."""
+        if on_done is not None:
+            self._on_done.append(on_done)
+        if self._shutdown_timer is None:
+            self._shutdown_timer = self._reactor.call_later(grace, self.abort)
+            for transport in self:
+                transport.request_shutdown()
+        self._check_shutdown_done()
+
+    def abort(self) -> None:
+        """Abort every member now."""
+        for transport in self:
+            transport.abort()
+
+    def _check_shutdown_done(self) -> None:
+        if self._members or self._shutdown_timer is None:
+            return
+        self._shutdown_timer.cancel()
+        callbacks, self._on_done = self._on_done, []
+        for fn in callbacks:
+            self._reactor.call_user(fn)
+
+
+class _OpenTransports:
+    """One per reactor: its own group, and the groups that have members,
+    behind one shutdown hook and one close hook."""
+
+    __slots__ = ("reactor", "default", "live")
+
+    @staticmethod
+    def of(reactor: "Reactor") -> "_OpenTransports":
+        return reactor.shared(_OpenTransports, lambda: _OpenTransports(reactor))
+
+    def __init__(self, reactor: "Reactor") -> None:
+        self.reactor = reactor
+        self.live: Set[TransportGroup] = set()
+        self.default = TransportGroup(reactor)
+        reactor.add_shutdown_hook(self.shutdown)
+        reactor.add_close_hook(self.close)
+
+    def shutdown(self, grace: float, done: Callable[[], Any]) -> None:
+        groups = list(self.live)
+        remaining = [len(groups)]
+
+        def group_done() -> None:
+            remaining[0] -= 1
+            if remaining[0] == 0:
+                done()
+
+        if not groups:
+            done()
+        for group in groups:
+            group.shutdown(grace, group_done)
+
+    def close(self) -> None:
+        open_count = sum(len(group) for group in self.live)
+        if not open_count:
+            return
+        for group in list(self.live):
+            group.abort()  # their connection_lost calls run during close()
+        warnings.warn(f"the reactor was closed with {open_count} transport(s) still open; "
+                      f"they were aborted", ResourceWarning, stacklevel=2, source=self.reactor)
 
 
 def _missing_callback(protocol: Any, name: str) -> Callable[[], None]:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Tuple
 import pytest
 
 from reactor import Protocol, Reactor, StreamTransport, Transport, TransportSettings
-from reactor.streams import TransportState
+from reactor.streams import TransportGroup, TransportState
 from reactor.testing import FakeClock
 
 pytestmark = pytest.mark.timeout(30)
@@ -807,14 +807,22 @@ def test_transport_settings_are_validated_shared_and_copied_on_change(
     shared = TransportSettings(write_timeout=9)
     assert repr(shared) == ("TransportSettings(low_water=16384, high_water=65536, "
                             "write_timeout=9)")
-    a, b = make_pair(start=False), make_pair(start=False)
-    for p in (a, b):  # as a listener makes them: one settings object for all
-        p.transport = StreamTransport(p.reactor, p.sock, p.protocol, settings=shared)
-        p.transport.start()
-    a.transport.set_write_buffer_limits(high=1000)
-    assert a.transport.get_write_buffer_limits() == (250, 1000)
-    assert b.transport.get_write_buffer_limits() == (16384, 65536)  # not shared any more
-    assert shared.high_water == 65536 and a.transport.get_write_timeout() == 9
+    reactor = make_pair().reactor
+    pairs = [tcp_socket_pair() for _ in range(2)]
+    try:  # as a listener makes them: one settings object for all
+        a, b = (StreamTransport(reactor, ours, Recorder(), settings=shared)
+                for ours, _peer in pairs)
+        a.set_write_buffer_limits(high=1000)
+        assert a.get_write_buffer_limits() == (250, 1000)
+        assert b.get_write_buffer_limits() == (16384, 65536)  # not shared any more
+        assert shared.high_water == 65536 and a.get_write_timeout() == 9
+    finally:
+        for transport in (a, b):
+            transport.abort()
+        reactor.run_once(0)
+        for ours, peer in pairs:
+            ours.close()
+            peer.close()
 
 
 def test_state_reads_as_names(make_pair: Callable[..., Pair]) -> None:
@@ -888,20 +896,22 @@ def test_write_timeout_set_at_run_time_waits_for_progress_then_aborts(
         reactor.close()
 
 
-def test_an_on_closed_callback_that_raises_is_reported_with_the_transport(
+def test_a_groups_on_leave_that_raises_is_reported_with_the_transport(
         reactor: Reactor, errors: List[Any]) -> None:
     ours, peer = tcp_socket_pair()
     gone: List[StreamTransport] = []
 
-    def on_closed(transport: StreamTransport) -> None:
+    def on_leave(transport: StreamTransport) -> None:
         gone.append(transport)
         raise KeyError("owner's bug")
 
-    t = StreamTransport(reactor, ours, Recorder(), on_closed=on_closed)
+    group = TransportGroup(reactor, on_leave=on_leave)
+    t = StreamTransport(reactor, ours, Recorder(), group=group)
     t.start()
+    assert list(group) == [t]
     t.abort()
     reactor.run_once(0)
     peer.close()
-    assert gone == [t]
+    assert gone == [t] and len(group) == 0
     assert [(e["callback"], e["transport"], type(e["exception"])) for e in errors] == [
-        (on_closed, t, KeyError)]
+        (on_leave, t, KeyError)]

@@ -1,0 +1,125 @@
+"""Protections every protocol gets from its transport and listener, not
+only the seed conversations: graceful shutdown of every transport, and what
+happens to transports nobody closed.  (The deadlines issue's fault list;
+each test names its item.)"""
+
+from __future__ import annotations
+
+import gc
+import os
+import socket
+import time
+from typing import Any, List, Optional
+
+import pytest
+
+from reactor import Protocol, Reactor, StreamTransport
+
+pytestmark = pytest.mark.timeout(60)
+
+
+class Tracked(Protocol):
+    """Records what happened; on a shutdown request it lingers (``linger``)
+    or lets the transport close (the default)."""
+
+    def __init__(self, linger: bool = False) -> None:
+        self.linger = linger
+        self.requested = 0
+        self.received = bytearray()
+        self.transport: Any = None
+        self.lost: List[Optional[BaseException]] = []
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.lost.append(exc)
+
+    def shutdown_requested(self) -> Optional[bool]:
+        self.requested += 1
+        return self.linger
+
+
+def read_all(sock: socket.socket, timeout: float = 5) -> bytes:
+    sock.settimeout(timeout)
+    got = bytearray()
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            return bytes(got)
+        got += chunk
+
+
+def test_shutdown_reaches_outgoing_and_orphaned_connections(reactor: Reactor, run) -> None:
+    """Item 6: after listener.close() and with a connect_tcp connection
+    open, shutdown(grace) asks every protocol, flushes what they wrote,
+    aborts the one that lingers at the deadline, and only then stops."""
+    accepted: List[Tracked] = []
+    lingering = [False, True]
+    orphan_listener = reactor.listen_tcp(
+        lambda: accepted.append(Tracked(linger=lingering[len(accepted)])) or accepted[-1],
+        "127.0.0.1", 0)
+    other_side: List[Tracked] = []
+    server = reactor.listen_tcp(lambda: other_side.append(Tracked()) or other_side[-1],
+                                "127.0.0.1", 0)
+    peers = [socket.create_connection(("127.0.0.1", orphan_listener.port)) for _ in range(2)]
+    outgoing = Tracked()
+    connector = reactor.connect_tcp(lambda: outgoing, "127.0.0.1", server.port)
+    try:
+        run(reactor, lambda: len(accepted) == 2 and other_side and outgoing.transport)
+        orphan_listener.close()  # its connections live on, orphaned
+        accepted[0].transport.write(b"flushed before the close")
+        started = time.monotonic()
+        reactor.shutdown(0.5)
+        reactor.run()  # returns once everything is gone, or at the deadline
+        everyone = accepted + [outgoing] + other_side
+        assert [p.requested for p in everyone] == [1, 1, 1, 1]
+        assert all(p.lost == [None] for p in everyone)
+        assert time.monotonic() - started >= 0.5  # the lingering one held it to the end
+        assert read_all(peers[0]) == b"flushed before the close"
+        assert read_all(peers[1]) == b""  # aborted at the deadline
+        assert reactor.registered_count() == 0
+        assert connector.transport is not None and connector.transport.is_closing()
+    finally:
+        for peer in peers:
+            peer.close()
+        server.close()
+
+
+def test_a_transport_dropped_without_close_warns_and_closes_its_socket(
+        reactor: Reactor) -> None:
+    """Item 7."""
+    ours, peer = socket.socketpair()
+    fd = ours.fileno()
+    transport = StreamTransport(reactor, ours, Tracked())
+    del ours
+    with pytest.warns(ResourceWarning, match="unclosed transport"):
+        del transport
+        gc.collect()
+    with pytest.raises(OSError):
+        os.fstat(fd)  # the descriptor is closed, not leaked
+    peer.close()
+
+
+def test_closing_the_reactor_aborts_open_transports_and_warns_once() -> None:
+    r = Reactor()
+    made: List[Tracked] = []
+    listener = r.listen_tcp(lambda: made.append(Tracked()) or made[-1], "127.0.0.1", 0)
+    peers = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(3)]
+    try:
+        for _ in range(100):
+            if len(made) == 3:
+                break
+            r.run_once(0.05)
+        with pytest.warns(ResourceWarning, match="3 transport") as warned:
+            r.close()
+        assert len([w for w in warned if issubclass(w.category, ResourceWarning)]) == 1
+        assert [p.lost for p in made] == [[None]] * 3  # connection_lost ran during close()
+        for peer in peers:
+            assert read_all(peer) == b""
+    finally:
+        for peer in peers:
+            peer.close()

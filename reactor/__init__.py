@@ -9,12 +9,13 @@ from .protocols import Protocol
 from .streams import StreamTransport, TransportSettings
 from .tcp import ConnectError, Connector
 from .timers import Clock, MonotonicClock, TimerHandle
-from .transports import Transport
+from .transports import DeadlineExceeded, Transport
 
 __all__ = [
     "Clock",
     "ConnectError",
     "Connector",
+    "DeadlineExceeded",
     "EVENT_READ",
     "EVENT_WRITE",
     "Handle",

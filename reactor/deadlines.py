@@ -24,6 +24,10 @@ for the next.  A key that one of those calls discards, or touches with a
 new deadline, before its own turn is not called.  Nothing is ever called
 before its deadline, and at most one loop step after it.
 
+With an ``offset`` the entries are times, each due ``offset`` seconds
+after its own: a queue per idle timeout holds last-activity times, which
+its owners already have, rather than a deadline made for each.
+
 The queue never looks at activity, so callers keep the laziness on their
 side: when a deadline only moves later (the common case: more bytes
 arrived), they need not touch the queue at all.  They are called at the old
@@ -47,19 +51,24 @@ __all__ = ["DeadlineQueue"]
 
 class DeadlineQueue:
     """Calls ``on_due(key, now)`` once ``now`` reaches the deadline last set
-    for ``key`` with ``touch``.  A key is removed before it is called."""
+    for ``key`` with ``touch``: the time given plus ``offset``.  A key is
+    removed before it is called."""
 
     #: Rebuild the heap when stale entries outnumber live ones by this much.
     COMPACT_MIN = 64
 
-    __slots__ = ("_reactor", "_on_due", "_ordered", "_newest", "_heap", "_heaped", "_seq",
-                 "_timer", "_firing")
+    __slots__ = ("_reactor", "_on_due", "offset", "_ordered", "_newest", "_heap", "_heaped",
+                 "_seq", "_timer", "_firing")
 
-    def __init__(self, reactor: "Reactor", on_due: Callable[[Any, float], Any]) -> None:
+    def __init__(self, reactor: "Reactor", on_due: Callable[[Any, float], Any],
+                 offset: float = 0.0) -> None:
         self._reactor = reactor
         self._on_due = on_due
-        self._ordered: Dict[Hashable, float] = {}  # in deadline order
-        self._newest = -math.inf                    # the last deadline in _ordered
+        #: Seconds from the time given to ``touch`` to the deadline.
+        self.offset = offset
+        # Below, "time" is what touch() was given: the deadline less offset.
+        self._ordered: Dict[Hashable, float] = {}  # in time order
+        self._newest = -math.inf                    # the last time in _ordered
         self._heap: List[Tuple[float, int, Hashable]] = []
         self._heaped: Dict[Hashable, float] = {}    # the live entries of _heap
         self._seq = itertools.count().__next__      # orders equal deadlines
@@ -74,22 +83,24 @@ class DeadlineQueue:
 
     def deadline_of(self, key: Hashable) -> Optional[float]:
         """The deadline set for ``key``, or ``None``."""
-        return self._ordered.get(key, self._heaped.get(key))
+        when = self._ordered.get(key, self._heaped.get(key))
+        return None if when is None else when + self.offset
 
-    def touch(self, key: Hashable, deadline: float) -> None:
-        """Set ``key``'s deadline (adding the key if new), replacing the one
-        it had."""
+    def touch(self, key: Hashable, when: float) -> None:
+        """Make ``key`` due at ``when + offset`` (adding the key if new),
+        replacing the deadline it had."""
         self._ordered.pop(key, None)
         self._heaped.pop(key, None)
         self._firing.discard(key)
-        if deadline >= self._newest:
-            self._ordered[key] = deadline
-            self._newest = deadline
+        if when >= self._newest:
+            self._ordered[key] = when
+            self._newest = when
         else:
-            self._heaped[key] = deadline
-            heapq.heappush(self._heap, (deadline, self._seq(), key))
+            self._heaped[key] = when
+            heapq.heappush(self._heap, (when, self._seq(), key))
             if len(self._heap) > 2 * len(self._heaped) + self.COMPACT_MIN:
                 self._compact()
+        deadline = when + self.offset
         if self._timer is None or deadline < self._timer.when:
             self._arm(deadline)
 
@@ -122,10 +133,11 @@ class DeadlineQueue:
         # arms no second timer unless it asks for an even earlier one.
         fired = self._timer
         now = self._reactor.time()
+        offset = self.offset
         ordered = self._ordered
         due = []
-        for key, deadline in ordered.items():  # one pass: O(due), not O(due**2)
-            if deadline > now:
+        for key, when in ordered.items():  # one pass: O(due), not O(due**2)
+            if when + offset > now:
                 break
             due.append(key)
         for key in due:
@@ -133,9 +145,9 @@ class DeadlineQueue:
         if not ordered:
             self._newest = -math.inf
         heap, heaped = self._heap, self._heaped
-        while heap and heap[0][0] <= now:
-            deadline, _, key = heapq.heappop(heap)
-            if heaped.get(key) == deadline:
+        while heap and heap[0][0] + offset <= now:
+            when, _, key = heapq.heappop(heap)
+            if heaped.get(key) == when:
                 del heaped[key]
                 due.append(key)
         firing = self._firing
@@ -156,5 +168,7 @@ class DeadlineQueue:
         candidates = [heap[0][0]] if heap else []
         if self._ordered:
             candidates.append(next(iter(self._ordered.values())))
-        if candidates and (self._timer is None or min(candidates) < self._timer.when):
-            self._arm(min(candidates))
+        if candidates:
+            deadline = min(candidates) + self.offset
+            if self._timer is None or deadline < self._timer.when:
+                self._arm(deadline)

@@ -12,7 +12,8 @@ The call grammar, for one connection::
     connection_lost                    <- exactly once, always last
 
 ``shutdown_requested`` may come at any point before ``connection_lost``,
-once, when the server that accepted the connection is shutting down.
+once, when the reactor or listener is shutting down; ``deadline_exceeded``
+when one of the transport's deadlines passes (idle, lifetime, write).
 
 ``pause_writing`` and ``resume_writing`` alternate, starting with
 ``pause_writing``.  ``connection_lost`` is called even if ``connection_made``
@@ -29,7 +30,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .transports import Transport
+    from .transports import DeadlineExceeded, Transport
 
 __all__ = ["Protocol"]
 
@@ -81,6 +82,19 @@ class Protocol:
         once, after flushing what was already written.  Return true to finish
         in-flight work first and close the transport yourself; connections
         still open when the shutdown's grace period ends are aborted.
+        """
+        return None
+
+    def deadline_exceeded(self, exc: "DeadlineExceeded") -> Optional[bool]:
+        """Called when one of the transport's deadlines passes: ``exc.kind``
+        is ``"idle"`` (nothing received for ``exc.timeout`` seconds),
+        ``"lifetime"`` or ``"write"`` (the peer stopped reading).
+
+        Return a false value (the default) and the transport closes, after
+        flushing what was written (here a goodbye can still be written;
+        a flush that stalls is aborted), and ``connection_lost`` receives
+        ``exc``.  Return true to keep the connection: that deadline then
+        starts over.
         """
         return None
 

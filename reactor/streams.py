@@ -49,10 +49,11 @@ import enum
 import errno
 import socket
 import warnings
-from typing import TYPE_CHECKING, Any, Callable, Iterator, List, Optional, Set, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
+from .deadlines import DeadlineQueue
 from .loop import EVENT_READ, EVENT_WRITE
-from .transports import Buffer, Transport
+from .transports import Buffer, DeadlineExceeded, Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -61,6 +62,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = ["StreamTransport", "TransportGroup", "TransportSettings", "TransportState",
            "DEFAULT_SETTINGS", "ROUTINE_ERRORS"]
+
 
 #: Errors a peer can cause at any time.  They close the connection and reach
 #: ``connection_lost`` but are not reported as failures.
@@ -130,21 +132,26 @@ class TransportSettings:
     as immutable; a transport whose own settings change gets a copy
     (``replace``)."""
 
-    __slots__ = ("low_water", "high_water", "write_timeout")
+    __slots__ = ("low_water", "high_water", "write_timeout", "idle_timeout", "max_lifetime")
 
     def __init__(self, low_water: int = 16384, high_water: int = 65536,
-                 write_timeout: Optional[float] = None) -> None:
+                 write_timeout: Optional[float] = None, idle_timeout: Optional[float] = None,
+                 max_lifetime: Optional[float] = None) -> None:
         if not high_water >= low_water >= 0:
             raise ValueError(f"need high ({high_water!r}) >= low ({low_water!r}) >= 0")
-        if write_timeout is not None and write_timeout < 0:
-            raise ValueError(f"write timeout must be >= 0 or None, not {write_timeout!r}")
+        for name, value in (("write timeout", write_timeout), ("idle timeout", idle_timeout),
+                            ("max lifetime", max_lifetime)):
+            if value is not None and not value >= 0:
+                raise ValueError(f"{name} must be >= 0 or None, not {value!r}")
         #: Flow control: ``resume_writing`` at or below ``low_water`` buffered
         #: bytes, ``pause_writing`` above ``high_water`` (asyncio's defaults).
         self.low_water = low_water
         self.high_water = high_water
-        #: Abort when buffered output makes no progress this long (None, 0:
-        #: never).  See ``StreamTransport.set_write_timeout``.
+        # The deadlines, in seconds; None (or 0) for none.  See
+        # StreamTransport.set_write_timeout and its neighbours.
         self.write_timeout = write_timeout or None
+        self.idle_timeout = idle_timeout or None
+        self.max_lifetime = max_lifetime or None
 
     def replace(self, **changes: Any) -> "TransportSettings":
         """A copy with ``changes`` applied."""
@@ -160,17 +167,28 @@ class TransportSettings:
 #: What a transport uses when given no settings.
 DEFAULT_SETTINGS = TransportSettings()
 
+#: Seconds a connection closed by a deadline may take to flush what it had
+#: written, if it has no write timeout of its own: enough for a goodbye to
+#: reach a slow reader, short enough that a peer that stopped reading
+#: cannot keep the connection long past its deadline.
+FLUSH_AFTER_DEADLINE = 10.0
+
 
 class _Stall:
-    """Kept while output is buffered and a write timeout is set."""
+    """Kept while output is buffered and must make progress in time: a
+    write timeout is set, or a deadline is closing the connection."""
 
-    __slots__ = ("timer", "progress")
+    __slots__ = ("timer", "progress", "timeout", "reason")
 
-    def __init__(self, progress: float) -> None:
+    def __init__(self, progress: float, timeout: float) -> None:
         #: The pending stall check, or ``None``.
         self.timer: Optional[TimerHandle] = None
         #: When ``send()`` last took bytes (or buffering began).
         self.progress = progress
+        #: Seconds without progress allowed.
+        self.timeout = timeout
+        #: The deadline closing the connection once flushed, if one is.
+        self.reason: Optional[DeadlineExceeded] = None
 
 
 class StreamTransport(Transport):
@@ -193,7 +211,7 @@ class StreamTransport(Transport):
     default_high_water = DEFAULT_SETTINGS.high_water
 
     __slots__ = ("_reactor", "_sock", "_protocol", "_buffer", "_flags", "_settings",
-                 "_group", "_stall", "__weakref__")
+                 "_group", "_stall", "_last_read", "__weakref__")
 
     def __init__(self, reactor: "Reactor", sock: socket.socket, protocol: "Protocol", *,
                  settings: Optional[TransportSettings] = None,
@@ -204,8 +222,10 @@ class StreamTransport(Transport):
         self._buffer = _NO_BUFFER
         self._flags = 0  # TransportState bits
         self._settings = settings or DEFAULT_SETTINGS
-        self._group = group if group is not None else _OpenTransports.of(reactor).default
+        self._group = group if group is not None else _ReactorState.of(reactor).default
         self._stall: Optional[_Stall] = None
+        #: When bytes last arrived (the step's time: no clock read per chunk).
+        self._last_read = reactor.step_time
 
     def start(self, cause: str = "connected") -> Optional[Exception]:
         """Begin reading and call the protocol's ``connection_made``.  Returns
@@ -217,6 +237,14 @@ class StreamTransport(Transport):
             self._trace_state("open", cause, old="new")
         self._group.add(self)
         self._update_interest()
+        self._last_read = now = reactor.time()
+        settings = self._settings
+        if settings.idle_timeout or settings.max_lifetime:
+            state = self._group.state()
+            if settings.idle_timeout:
+                state.idle_queue(settings.idle_timeout).touch(self, now)
+            if settings.max_lifetime:
+                state.lifetime_queue(settings.max_lifetime).touch(self, now)
         failures: List[Exception] = []
         protocol = self._protocol
         callback = (getattr(protocol, "connection_made", None)
@@ -276,6 +304,7 @@ class StreamTransport(Transport):
                 return
             if data:
                 reactor = self._reactor
+                self._last_read = reactor.step_time
                 reactor.counters.bytes_in += len(data)
                 if reactor.tracer is not None:
                     reactor.tracer.record("read", reactor.tracer.id_of(self),
@@ -329,7 +358,7 @@ class StreamTransport(Transport):
                 # have called close() or write_eof()): finish that first.
                 return
         if self._flags & _CLOSING:
-            self._schedule_lost(None)
+            self._schedule_lost(self._stall.reason if self._stall is not None else None)
         elif self._flags & _EOF_REQUESTED:
             self._shutdown_write()
 
@@ -364,7 +393,7 @@ class StreamTransport(Transport):
             self._buffer = bytearray(memoryview(data)[sent:])
             self._update_interest()
             if self._settings.write_timeout is not None:
-                self._watch_for_stall()
+                self._watch_for_stall(self._settings.write_timeout)
         else:
             self._buffer += data
         if not self._flags & _WRITING_PAUSED and len(self._buffer) > self._settings.high_water:
@@ -386,14 +415,7 @@ class StreamTransport(Transport):
     def close(self) -> None:
         """Stop reading, flush the write buffer, then close.
         ``connection_lost(None)`` follows.  Idempotent."""
-        if self._flags & _CLOSING:
-            return
-        if self._reactor.tracer is not None:
-            self._trace_state("closing", "close() called; flushing first")
-        self._flags |= _CLOSING
-        self._update_interest()
-        if not self._buffer:
-            self._schedule_lost(None)
+        self._close_with(None)
 
     def abort(self) -> None:
         """Close now, dropping anything still buffered.
@@ -443,16 +465,43 @@ class StreamTransport(Transport):
             self._resume_protocol()
 
     def set_write_timeout(self, seconds: Optional[float]) -> None:
-        """Abort the connection with ``TimeoutError`` if data has been
-        waiting in the write buffer and the peer has taken none of it for
-        ``seconds``: a peer that stops reading cannot pin memory forever.
-        ``None`` (the default) or 0 waits forever."""
+        """Abort the connection when data has been waiting in the write
+        buffer and the peer has taken none of it for ``seconds``: a peer
+        that stops reading cannot pin memory forever.  The protocol hears of
+        it in ``deadline_exceeded``, and ``connection_lost`` receives a
+        ``DeadlineExceeded`` of kind ``"write"``.  ``None`` or 0: never."""
         self._settings = self._settings.replace(write_timeout=seconds)
-        if seconds and self._buffer:
-            self._watch_for_stall()
+        stall = self._stall
+        if self._settings.write_timeout is None:
+            if stall is not None and stall.reason is None and stall.timer is not None:
+                stall.timer.cancel()
+                self._stall = None
+        elif self._buffer:
+            self._watch_for_stall(self._settings.write_timeout)
 
     def get_write_timeout(self) -> Optional[float]:
         return self._settings.write_timeout
+
+    def set_idle_timeout(self, seconds: Optional[float]) -> None:
+        """Close the connection when nothing has been received for
+        ``seconds`` (counted from the last bytes that arrived); the protocol
+        hears of it in ``deadline_exceeded``, and ``connection_lost``
+        receives a ``DeadlineExceeded`` of kind ``"idle"``.  ``None`` or 0:
+        never.  No timer is touched per read: see ``reactor.deadlines``."""
+        self._change_deadline("idle_timeout", seconds)
+
+    def get_idle_timeout(self) -> Optional[float]:
+        return self._settings.idle_timeout
+
+    def set_max_lifetime(self, seconds: Optional[float]) -> None:
+        """Close the connection ``seconds`` after it was opened, busy or not
+        (counted from now if it had no lifetime before); as for
+        ``set_idle_timeout``, with kind ``"lifetime"``.  ``None`` or 0:
+        never."""
+        self._change_deadline("max_lifetime", seconds)
+
+    def get_max_lifetime(self) -> Optional[float]:
+        return self._settings.max_lifetime
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """``"peername"``, ``"sockname"`` or ``"socket"``; ``default`` for
@@ -490,48 +539,140 @@ class StreamTransport(Transport):
 
     # -- internals --------------------------------------------------------------
 
-    def _call_protocol(self, name: str) -> Any:
+    def _call_protocol(self, name: str, *args: Any) -> Any:
         """Call the protocol's callback ``name`` through ``call_user``: an
         exception is reported with this connection as context and aborts
         it (``connection_lost`` receives the exception).  A protocol that
         lacks the callback (not a ``Protocol`` subclass) fails the same way,
         with ``AttributeError``."""
         return self._reactor.call_user(getattr(self._protocol, name, None)
-                                       or _missing_callback(self._protocol, name),
+                                       or _missing_callback(self._protocol, name), *args,
                                        on_error=self._force_close,
                                        protocol=self._protocol, transport=self)
 
+    def _close_with(self, reason: Optional[DeadlineExceeded]) -> None:
+        """``close()``, with ``reason`` for ``connection_lost``; a flush
+        that then stalls is aborted (``FLUSH_AFTER_DEADLINE``)."""
+        if self._flags & _CLOSING:
+            return
+        if self._reactor.tracer is not None:
+            self._trace_state("closing", f"{reason}; flushing first" if reason
+                              else "close() called; flushing first")
+        self._flags |= _CLOSING
+        self._update_interest()
+        if not self._buffer:
+            self._schedule_lost(reason)
+        elif reason is not None:
+            self._watch_for_stall(self._settings.write_timeout or FLUSH_AFTER_DEADLINE, reason)
 
+    # -- deadlines ------------------------------------------------------------------
 
-    def _watch_for_stall(self) -> None:
+    def _deadline_passed(self, kind: str, timeout: float) -> None:
+        """One of our deadlines passed: the protocol may keep the connection
+        (that deadline starts over); otherwise it closes with the reason."""
+        if self._flags & _CLOSING:
+            return
+        if kind == "idle":
+            message = f"no data received for {timeout:g}s"
+        elif kind == "lifetime":
+            message = f"connection open for {timeout:g}s, its longest allowed"
+        else:
+            message = (f"peer stopped reading: nothing sent for {timeout:g}s with "
+                       f"{len(self._buffer)} bytes waiting")
+        exc = DeadlineExceeded(kind, timeout, message)
+        if self._reactor.tracer is not None:
+            tracer = self._reactor.tracer
+            tracer.record("timeout", tracer.id_of(self), message)
+        keep = self._call_protocol("deadline_exceeded", exc)
+        if self._flags & _CLOSING:
+            return  # the protocol closed or aborted (or raised)
+        if keep:
+            now = self._reactor.time()
+            if kind == "write":
+                self._watch_for_stall(timeout)
+            elif kind == "idle":
+                self._last_read = now
+                self._group.state().idle_queue(timeout).touch(self, now)
+            else:
+                self._group.state().lifetime_queue(timeout).touch(self, now)
+        elif kind == "write":
+            self._force_close(exc)  # flushing is what cannot happen
+        else:
+            self._close_with(exc)
+
+    def _on_idle_due(self, now: float) -> None:
+        """The idle queue's call: the real last read decides."""
+        timeout = self._settings.idle_timeout
+        if self._flags & _CLOSING or timeout is None:
+            return
+        if self._last_read + timeout <= now:
+            self._deadline_passed("idle", timeout)
+        else:  # bytes came since we were queued: queue again from them
+            self._group.state().idle_queue(timeout).touch(self, self._last_read)
+
+    def _on_lifetime_due(self, now: float) -> None:
+        timeout = self._settings.max_lifetime
+        if not self._flags & _CLOSING and timeout is not None:
+            self._deadline_passed("lifetime", timeout)
+
+    def _change_deadline(self, name: str, seconds: Optional[float]) -> None:
+        old = getattr(self._settings, name)
+        if (seconds or None) == old:
+            return  # no copy of shared settings for nothing
+        self._settings = self._settings.replace(**{name: seconds})
+        seconds = getattr(self._settings, name)
+        if not self._flags & _REGISTERED:
+            return  # not started (it joins the queues then), or gone
+        state = self._group.state()
+        if name == "idle_timeout":
+            if old:
+                state.idle_queue(old).discard(self)
+            if seconds:
+                state.idle_queue(seconds).touch(self, self._last_read)
+            return
+        opened = self._reactor.time()
+        if old:
+            queue = state.lifetime_queue(old)
+            deadline = queue.deadline_of(self)
+            if deadline is not None:
+                opened = deadline - old
+            queue.discard(self)
+        if seconds:
+            state.lifetime_queue(seconds).touch(self, opened)
+
+    def _watch_for_stall(self, timeout: float,
+                         reason: Optional[DeadlineExceeded] = None) -> None:
         # Lazy: one timer per stall period, none per write.  A timer left
         # over from an earlier stall fires early, finds progress, re-arms.
-        timeout = self._settings.write_timeout
-        assert timeout is not None
         now = self._reactor.time()
         stall = self._stall
         if stall is None:
-            stall = self._stall = _Stall(now)
+            stall = self._stall = _Stall(now, timeout)
         stall.progress = now
+        stall.timeout = timeout
+        if reason is not None:
+            stall.reason = reason
+        if stall.timer is not None and stall.timer.when > now + timeout:
+            stall.timer.cancel()  # a shorter limit now applies
+            stall.timer = None
         if stall.timer is None:
             stall.timer = self._reactor.call_at(now + timeout, self._check_stall)
 
     def _check_stall(self) -> None:
         stall = self._stall
-        timeout = self._settings.write_timeout
         if stall is None:  # pragma: no cover  (cancelled with the connection)
             return
         stall.timer = None
-        if self._flags & _LOST or not self._buffer or timeout is None:
+        if self._flags & _LOST or not self._buffer:
             self._stall = None
             return
-        deadline = stall.progress + timeout
-        if self._reactor.time() >= deadline:
-            self._fatal(TimeoutError(
-                f"peer stopped reading: nothing sent for {timeout:g}s with "
-                f"{len(self._buffer)} bytes waiting"))
-        else:
+        deadline = stall.progress + stall.timeout
+        if self._reactor.time() < deadline:
             stall.timer = self._reactor.call_at(deadline, self._check_stall)
+        elif stall.reason is not None:
+            self._force_close(stall.reason)  # closing for a deadline, and the flush stalled
+        else:
+            self._deadline_passed("write", stall.timeout)
 
     def _note_sent(self, sent: int) -> None:
         """Trace a send (the caller has counted it)."""
@@ -598,6 +739,13 @@ class StreamTransport(Transport):
             return
         self._flags |= _LOST
         self._update_interest()  # unregisters: no further events for us
+        settings = self._settings
+        if settings.idle_timeout or settings.max_lifetime:
+            state = self._group.state()
+            if settings.idle_timeout:
+                state.idle_queue(settings.idle_timeout).discard(self)
+            if settings.max_lifetime:
+                state.lifetime_queue(settings.max_lifetime).discard(self)
         if self._stall is not None:
             if self._stall.timer is not None:
                 self._stall.timer.cancel()
@@ -645,6 +793,7 @@ class TransportGroup:
         self._reactor = reactor
         self._members: Set[StreamTransport] = set()
         self._on_leave = on_leave
+        self._state: Optional[_ReactorState] = None
         self._shutdown_timer: Optional[TimerHandle] = None
         self._on_done: List[Callable[[], Any]] = []
 
@@ -656,13 +805,13 @@ class TransportGroup:
 
     def add(self, transport: "StreamTransport") -> None:
         if not self._members:
-            _OpenTransports.of(self._reactor).live.add(self)
+            self.state().live.add(self)
         self._members.add(transport)
 
     def discard(self, transport: "StreamTransport") -> None:
         self._members.discard(transport)
         if not self._members:
-            _OpenTransports.of(self._reactor).live.discard(self)
+            self.state().live.discard(self)
         if self._on_leave is not None:
             self._reactor.call_user(self._on_leave, transport, transport=transport)
         if self._shutdown_timer is not None:
@@ -686,6 +835,12 @@ class TransportGroup:
         for transport in self:
             transport.abort()
 
+    def state(self) -> "_ReactorState":
+        """What the stream layer keeps for this group's reactor."""
+        if self._state is None:
+            self._state = _ReactorState.of(self._reactor)
+        return self._state
+
     def _check_shutdown_done(self) -> None:
         if self._members or self._shutdown_timer is None:
             return
@@ -695,22 +850,41 @@ class TransportGroup:
             self._reactor.call_user(fn)
 
 
-class _OpenTransports:
-    """One per reactor: its own group, and the groups that have members,
-    behind one shutdown hook and one close hook."""
+class _ReactorState:
+    """What the stream layer keeps per reactor: its own transport group,
+    the groups that have members (behind one shutdown hook and one close
+    hook), and the deadline queues, one per kind and timeout value."""
 
-    __slots__ = ("reactor", "default", "live")
+    __slots__ = ("reactor", "default", "live", "_queues")
 
     @staticmethod
-    def of(reactor: "Reactor") -> "_OpenTransports":
-        return reactor.shared(_OpenTransports, lambda: _OpenTransports(reactor))
+    def of(reactor: "Reactor") -> "_ReactorState":
+        return reactor.shared(_ReactorState, lambda: _ReactorState(reactor))
 
     def __init__(self, reactor: "Reactor") -> None:
         self.reactor = reactor
         self.live: Set[TransportGroup] = set()
         self.default = TransportGroup(reactor)
+        self.default._state = self
+        self._queues: Dict[Tuple[str, float], DeadlineQueue] = {}
         reactor.add_shutdown_hook(self.shutdown)
         reactor.add_close_hook(self.close)
+
+    def idle_queue(self, timeout: float) -> DeadlineQueue:
+        """The queue of transports with this idle timeout, by last read."""
+        return self._queue("idle", timeout, StreamTransport._on_idle_due)
+
+    def lifetime_queue(self, timeout: float) -> DeadlineQueue:
+        """The queue of transports with this lifetime, by opening time."""
+        return self._queue("lifetime", timeout, StreamTransport._on_lifetime_due)
+
+    def _queue(self, kind: str, timeout: float,
+               on_due: Callable[[Any, float], Any]) -> DeadlineQueue:
+        queue = self._queues.get((kind, timeout))
+        if queue is None:
+            queue = self._queues[kind, timeout] = DeadlineQueue(self.reactor, on_due,
+                                                                 offset=timeout)
+        return queue
 
     def shutdown(self, grace: float, done: Callable[[], Any]) -> None:
         groups = list(self.live)

@@ -106,9 +106,22 @@ def set_nodelay(sock: socket.socket) -> None:
 # -- listening ----------------------------------------------------------------------
 
 
+def transport_settings(*, write_timeout: Optional[float] = None,
+                       idle_timeout: Optional[float] = None,
+                       max_lifetime: Optional[float] = None) -> TransportSettings:
+    """The settings for these keywords, shared: ``DEFAULT_SETTINGS`` when
+    none is given."""
+    if not (write_timeout or idle_timeout or max_lifetime):
+        return DEFAULT_SETTINGS
+    return TransportSettings(write_timeout=write_timeout, idle_timeout=idle_timeout,
+                             max_lifetime=max_lifetime)
+
+
 def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
                host: Hosts = "localhost", port: int = 0, *, backlog: int = DEFAULT_BACKLOG,
-               reuse_address: bool = True, write_timeout: Optional[float] = None) -> Listener:
+               reuse_address: bool = True, write_timeout: Optional[float] = None,
+               idle_timeout: Optional[float] = None,
+               max_lifetime: Optional[float] = None) -> Listener:
     """Listen for TCP connections and return the ``Listener``.
 
     ``host`` is a name, an address, or a list of them.  ``None`` or ``""``
@@ -116,14 +129,17 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
     ``"localhost"`` means 127.0.0.1 and ::1 (where IPv6 exists).  ``port=0``
     lets the kernel pick one port, shared by all of the listener's sockets.
     Resolving ``host`` blocks briefly; it happens once, here.
-    ``write_timeout`` is every connection's (see
-    ``StreamTransport.set_write_timeout``).
+
+    Every connection gets the deadlines given, in seconds (``None``: none):
+    ``idle_timeout`` (nothing received for that long), ``max_lifetime``
+    (open that long) and ``write_timeout`` (output stalled that long).  See
+    ``Protocol.deadline_exceeded`` and ``StreamTransport.set_idle_timeout``.
     """
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
+    settings = transport_settings(write_timeout=write_timeout, idle_timeout=idle_timeout,
+                                  max_lifetime=max_lifetime)
     sockets = _bind_all(_listen_addresses(reactor, host, port), port, backlog, reuse_address)
-    settings = TransportSettings(write_timeout=write_timeout) if write_timeout \
-        else DEFAULT_SETTINGS
     return Listener(reactor, protocol_factory, sockets, settings=settings, prepare=set_nodelay)
 
 
@@ -199,12 +215,17 @@ def _bind_sockets(sockets: List[socket.socket], addresses: List[Address], port: 
 
 def connect_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory, host: str, port: int,
                 *, timeout: Optional[float] = 30.0, write_timeout: Optional[float] = None,
+                idle_timeout: Optional[float] = None, max_lifetime: Optional[float] = None,
                 local_addr: Optional[Tuple[str, int]] = None) -> "Connector":
-    """Open a TCP connection without blocking; see ``Connector``."""
+    """Open a TCP connection without blocking; see ``Connector``.  The
+    deadline keywords are ``listen_tcp``'s."""
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
     return Connector(reactor, protocol_factory, host, port, timeout=timeout,
-                     write_timeout=write_timeout, local_addr=local_addr)
+                     settings=transport_settings(write_timeout=write_timeout,
+                                                 idle_timeout=idle_timeout,
+                                                 max_lifetime=max_lifetime),
+                     local_addr=local_addr)
 
 
 DoneCallback = Callable[["Connector"], None]
@@ -224,19 +245,19 @@ class Connector:
     the connection is aborted, and the connect counts as failed:
     ``error.reason`` is that exception.
 
-    ``timeout`` (seconds, ``None`` for none) covers resolving and connecting.
+    ``timeout`` (seconds, ``None`` for none) covers resolving and connecting;
+    ``settings`` are the transport's (``connect_tcp`` makes them).
     ``local_addr`` (``(host, port)``) binds the socket before connecting, e.g.
     to pick the source address; addresses of the other family are skipped.
     """
 
     def __init__(self, reactor: "Reactor", protocol_factory: ProtocolFactory,
                  host: str, port: int, *, timeout: Optional[float] = 30.0,
-                 write_timeout: Optional[float] = None,
+                 settings: Optional[TransportSettings] = None,
                  local_addr: Optional[Tuple[str, int]] = None) -> None:
         self._reactor = reactor
         self._local_addr = local_addr
-        self._settings = TransportSettings(write_timeout=write_timeout) if write_timeout \
-            else DEFAULT_SETTINGS
+        self._settings = settings or DEFAULT_SETTINGS
         self._protocol_factory = protocol_factory
         self.host = host
         self.port = port

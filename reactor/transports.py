@@ -18,7 +18,10 @@ The contract every transport keeps with its protocol:
   buffer; either way ``connection_lost(None)`` follows;
 - an exception raised by a protocol callback is reported to the reactor's
   exception handler and aborts that connection only; ``connection_lost``
-  then receives the exception.
+  then receives the exception;
+- a deadline that passes (idle, lifetime, write stall) is offered to the
+  protocol's ``deadline_exceeded``, then closes the connection:
+  ``connection_lost`` receives the ``DeadlineExceeded``.
 """
 
 from __future__ import annotations
@@ -28,9 +31,22 @@ from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple, Union
 if TYPE_CHECKING:  # pragma: no cover
     from .protocols import Protocol
 
-__all__ = ["BaseTransport", "ReadTransport", "WriteTransport", "Transport", "Buffer"]
+__all__ = ["BaseTransport", "ReadTransport", "WriteTransport", "Transport", "Buffer",
+           "DeadlineExceeded"]
 
 Buffer = Union[bytes, bytearray, memoryview]
+
+
+class DeadlineExceeded(TimeoutError):
+    """A connection's deadline passed: ``Protocol.deadline_exceeded`` and
+    then ``connection_lost`` receive it.  ``kind`` is ``"idle"`` (no bytes
+    received for ``timeout`` seconds), ``"lifetime"`` (open that long) or
+    ``"write"`` (buffered output made no progress that long)."""
+
+    def __init__(self, kind: str, timeout: float, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.timeout = timeout
 
 
 class BaseTransport:

@@ -225,3 +225,19 @@ def test_ten_thousand_keys_due_at_once_are_all_called_in_one_sweep(
     clock.advance(1)
     fake_reactor.run_once(0)
     assert called == list(range(10_000)) and len(queue) == 0
+
+
+def test_with_an_offset_entries_are_times_due_offset_seconds_later(
+        fake_reactor: Reactor, clock: FakeClock) -> None:
+    due: List[Tuple[str, float]] = []
+    queue = DeadlineQueue(fake_reactor, lambda key, now: due.append((key, now)), offset=30)
+    start = clock.now()
+    queue.touch("idle since start", start)
+    queue.touch("idle since later", start + 5)
+    queue.touch("out of order", start + 2)
+    assert queue.deadline_of("out of order") == start + 32
+    advance(fake_reactor, 29.999)
+    assert due == []
+    advance(fake_reactor, 10)
+    assert due == [("idle since start", start + 30), ("out of order", start + 32),
+                   ("idle since later", start + 35)]

@@ -9,7 +9,7 @@ from .protocols import Protocol
 from .streams import StreamTransport, TransportSettings
 from .tcp import ConnectError, Connector
 from .timers import Clock, MonotonicClock, TimerHandle
-from .transports import DeadlineExceeded, Transport
+from .transports import DeadlineExceeded, Transport, WriteBufferFull
 
 __all__ = [
     "Clock",
@@ -29,6 +29,7 @@ __all__ = [
     "TimerHandle",
     "Transport",
     "TransportSettings",
+    "WriteBufferFull",
 ]
 
 __version__ = "0.1.0"

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 from .deadlines import DeadlineQueue
 from .loop import EVENT_READ, EVENT_WRITE
-from .transports import Buffer, DeadlineExceeded, Transport
+from .transports import Buffer, DeadlineExceeded, Transport, WriteBufferFull
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -61,7 +61,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .timers import TimerHandle
 
 __all__ = ["StreamTransport", "TransportGroup", "TransportSettings", "TransportState",
-           "DEFAULT_SETTINGS", "ROUTINE_ERRORS"]
+           "DEFAULT_SETTINGS", "DEFAULT_MAX_WRITE_BUFFER", "ROUTINE_ERRORS"]
 
 
 #: Errors a peer can cause at any time.  They close the connection and reach
@@ -126,19 +126,31 @@ assert _WATCHING_READ == EVENT_READ << _WATCHING_SHIFT
 assert _WATCHING_WRITE == EVENT_WRITE << _WATCHING_SHIFT
 
 
+#: The default cap on one transport's write buffer: 64 MiB, a thousand
+#: times the high-water mark.  A protocol that honours ``pause_writing``
+#: never comes near it, and one large write (a file sent whole) fits; a
+#: protocol that ignores flow control is stopped before one connection can
+#: hold more than this.
+DEFAULT_MAX_WRITE_BUFFER = 64 * 1024 * 1024
+
+
 class TransportSettings:
     """Settings shared by every transport of one listener or connect: one
     object for all of them rather than one value per connection.  Treat it
     as immutable; a transport whose own settings change gets a copy
     (``replace``)."""
 
-    __slots__ = ("low_water", "high_water", "write_timeout", "idle_timeout", "max_lifetime")
+    __slots__ = ("low_water", "high_water", "write_timeout", "idle_timeout", "max_lifetime",
+                 "max_write_buffer")
 
     def __init__(self, low_water: int = 16384, high_water: int = 65536,
                  write_timeout: Optional[float] = None, idle_timeout: Optional[float] = None,
-                 max_lifetime: Optional[float] = None) -> None:
+                 max_lifetime: Optional[float] = None,
+                 max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER) -> None:
         if not high_water >= low_water >= 0:
             raise ValueError(f"need high ({high_water!r}) >= low ({low_water!r}) >= 0")
+        if max_write_buffer is not None and max_write_buffer < 0:
+            raise ValueError(f"max_write_buffer must be >= 0 or None, not {max_write_buffer!r}")
         for name, value in (("write timeout", write_timeout), ("idle timeout", idle_timeout),
                             ("max lifetime", max_lifetime)):
             if value is not None and not value >= 0:
@@ -152,6 +164,9 @@ class TransportSettings:
         self.write_timeout = write_timeout or None
         self.idle_timeout = idle_timeout or None
         self.max_lifetime = max_lifetime or None
+        #: The most a write buffer may hold (None: no limit); a write() that
+        #: would pass it aborts the connection.
+        self.max_write_buffer = max_write_buffer
 
     def replace(self, **changes: Any) -> "TransportSettings":
         """A copy with ``changes`` applied."""
@@ -390,11 +405,19 @@ class StreamTransport(Transport):
                 self._note_sent(sent)
             if sent == len(data):
                 return
+            limit = self._settings.max_write_buffer
+            if limit is not None and len(data) - sent > limit:
+                self._overflow(len(data) - sent, limit)
+                return
             self._buffer = bytearray(memoryview(data)[sent:])
             self._update_interest()
             if self._settings.write_timeout is not None:
                 self._watch_for_stall(self._settings.write_timeout)
         else:
+            limit = self._settings.max_write_buffer
+            if limit is not None and len(self._buffer) + len(data) > limit:
+                self._overflow(len(self._buffer) + len(data), limit)
+                return
             self._buffer += data
         if not self._flags & _WRITING_PAUSED and len(self._buffer) > self._settings.high_water:
             self._flags |= _WRITING_PAUSED
@@ -463,6 +486,17 @@ class StreamTransport(Transport):
             self._call_protocol("pause_writing")
         elif self._flags & _WRITING_PAUSED and len(self._buffer) <= low:
             self._resume_protocol()
+
+    def set_max_write_buffer(self, size: Optional[int]) -> None:
+        """The most the write buffer may hold, in bytes (``None``: no
+        limit; the default is ``DEFAULT_MAX_WRITE_BUFFER``).  A ``write()``
+        that would pass it aborts the connection with ``WriteBufferFull``:
+        a protocol that ignores ``pause_writing`` cannot exhaust memory."""
+        if size != self._settings.max_write_buffer:
+            self._settings = self._settings.replace(max_write_buffer=size)
+
+    def get_max_write_buffer(self) -> Optional[int]:
+        return self._settings.max_write_buffer
 
     def set_write_timeout(self, seconds: Optional[float]) -> None:
         """Abort the connection when data has been waiting in the write
@@ -549,6 +583,18 @@ class StreamTransport(Transport):
                                        or _missing_callback(self._protocol, name), *args,
                                        on_error=self._force_close,
                                        protocol=self._protocol, transport=self)
+
+    def _overflow(self, size: int, limit: int) -> None:
+        exc = WriteBufferFull(
+            f"write() would buffer {size} bytes, past max_write_buffer ({limit}): the peer "
+            f"is not reading and the protocol kept writing (ignoring pause_writing?)")
+        self._reactor.call_exception_handler({
+            "message": "write buffer limit exceeded; connection aborted",
+            "exception": exc,
+            "protocol": self._protocol,
+            "transport": self,
+        })
+        self._force_close(exc)
 
     def _close_with(self, reason: Optional[DeadlineExceeded]) -> None:
         """``close()``, with ``reason`` for ``connection_lost``; a flush

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 from .addresses import format_address
 from .listeners import Listener, ProtocolFactory
 from .loop import EVENT_WRITE
-from .streams import DEFAULT_SETTINGS, StreamTransport, TransportSettings
+from .streams import DEFAULT_MAX_WRITE_BUFFER, DEFAULT_SETTINGS, StreamTransport, TransportSettings
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -108,20 +108,24 @@ def set_nodelay(sock: socket.socket) -> None:
 
 def transport_settings(*, write_timeout: Optional[float] = None,
                        idle_timeout: Optional[float] = None,
-                       max_lifetime: Optional[float] = None) -> TransportSettings:
+                       max_lifetime: Optional[float] = None,
+                       max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER
+                       ) -> TransportSettings:
     """The settings for these keywords, shared: ``DEFAULT_SETTINGS`` when
     none is given."""
-    if not (write_timeout or idle_timeout or max_lifetime):
+    if not (write_timeout or idle_timeout or max_lifetime) \
+            and max_write_buffer == DEFAULT_MAX_WRITE_BUFFER:
         return DEFAULT_SETTINGS
     return TransportSettings(write_timeout=write_timeout, idle_timeout=idle_timeout,
-                             max_lifetime=max_lifetime)
+                             max_lifetime=max_lifetime, max_write_buffer=max_write_buffer)
 
 
 def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
                host: Hosts = "localhost", port: int = 0, *, backlog: int = DEFAULT_BACKLOG,
                reuse_address: bool = True, write_timeout: Optional[float] = None,
                idle_timeout: Optional[float] = None,
-               max_lifetime: Optional[float] = None) -> Listener:
+               max_lifetime: Optional[float] = None,
+               max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER) -> Listener:
     """Listen for TCP connections and return the ``Listener``.
 
     ``host`` is a name, an address, or a list of them.  ``None`` or ``""``
@@ -134,11 +138,13 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
     ``idle_timeout`` (nothing received for that long), ``max_lifetime``
     (open that long) and ``write_timeout`` (output stalled that long).  See
     ``Protocol.deadline_exceeded`` and ``StreamTransport.set_idle_timeout``.
+    ``max_write_buffer`` caps each one's write buffer (``None``: no cap; see
+    ``StreamTransport.set_max_write_buffer``).
     """
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
     settings = transport_settings(write_timeout=write_timeout, idle_timeout=idle_timeout,
-                                  max_lifetime=max_lifetime)
+                                  max_lifetime=max_lifetime, max_write_buffer=max_write_buffer)
     sockets = _bind_all(_listen_addresses(reactor, host, port), port, backlog, reuse_address)
     return Listener(reactor, protocol_factory, sockets, settings=settings, prepare=set_nodelay)
 
@@ -216,6 +222,7 @@ def _bind_sockets(sockets: List[socket.socket], addresses: List[Address], port: 
 def connect_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory, host: str, port: int,
                 *, timeout: Optional[float] = 30.0, write_timeout: Optional[float] = None,
                 idle_timeout: Optional[float] = None, max_lifetime: Optional[float] = None,
+                max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER,
                 local_addr: Optional[Tuple[str, int]] = None) -> "Connector":
     """Open a TCP connection without blocking; see ``Connector``.  The
     deadline keywords are ``listen_tcp``'s."""
@@ -224,7 +231,8 @@ def connect_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory, host: str
     return Connector(reactor, protocol_factory, host, port, timeout=timeout,
                      settings=transport_settings(write_timeout=write_timeout,
                                                  idle_timeout=idle_timeout,
-                                                 max_lifetime=max_lifetime),
+                                                 max_lifetime=max_lifetime,
+                                                 max_write_buffer=max_write_buffer),
                      local_addr=local_addr)
 
 

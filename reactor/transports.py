@@ -14,6 +14,8 @@ The contract every transport keeps with its protocol:
 - ``write()`` never blocks: what the peer cannot take yet is buffered, and
   the protocol hears ``pause_writing()`` when the buffer passes the
   high-water mark and ``resume_writing()`` when it drains to the low one;
+  a write that would take the buffer past its hard limit
+  (``max_write_buffer``) aborts the connection with ``WriteBufferFull``;
 - ``close()`` flushes, then closes; ``abort()`` closes now and drops the
   buffer; either way ``connection_lost(None)`` follows;
 - an exception raised by a protocol callback is reported to the reactor's
@@ -32,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .protocols import Protocol
 
 __all__ = ["BaseTransport", "ReadTransport", "WriteTransport", "Transport", "Buffer",
-           "DeadlineExceeded"]
+           "DeadlineExceeded", "WriteBufferFull"]
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -47,6 +49,12 @@ class DeadlineExceeded(TimeoutError):
         super().__init__(message)
         self.kind = kind
         self.timeout = timeout
+
+
+class WriteBufferFull(BufferError):
+    """A ``write()`` would have taken the write buffer past its limit
+    (``max_write_buffer``): the connection is aborted and
+    ``connection_lost`` receives this."""
 
 
 class BaseTransport:

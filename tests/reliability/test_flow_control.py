@@ -161,6 +161,7 @@ def test_10000_writes_of_100_kib_pause_and_resume_exactly_once(reactor: Reactor,
     protocol = Recorder()
     transport, peer = _pair(reactor, protocol)
     transport.set_write_buffer_limits(high=4 * MiB, low=MiB)
+    transport.set_max_write_buffer(None)  # this test buffers 1 GB on purpose
     block = stream(3, 100 * 1024)
     out: List[bytes] = []
     try:

@@ -123,3 +123,92 @@ def test_closing_the_reactor_aborts_open_transports_and_warns_once() -> None:
     finally:
         for peer in peers:
             peer.close()
+
+
+def _rss_kib() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+class Greedy(Protocol):
+    """Writes 64 KiB every loop step and never listens to pause_writing."""
+
+    def __init__(self, reactor: Reactor) -> None:
+        self.reactor = reactor
+        self.transport: Any = None
+        self.written = 0
+        self.largest_buffer = 0
+        self.lost: List[Optional[BaseException]] = []
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        self.reactor.call_soon(self.more)
+
+    def more(self) -> None:
+        if self.transport.is_closing():
+            return
+        self.transport.write(bytes(64 * 1024))
+        self.written += 64 * 1024
+        self.largest_buffer = max(self.largest_buffer, self.transport.get_write_buffer_size())
+        self.reactor.call_soon(self.more)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.lost.append(exc)
+
+
+def test_a_protocol_ignoring_pause_writing_is_stopped_at_the_cap(reactor: Reactor, run,
+                                                                errors: List[Any]) -> None:
+    """Item 2: the buffer stops at max_write_buffer, the connection is
+    aborted, the process's memory stays bounded, others are served."""
+    from reactor import WriteBufferFull
+
+    cap = 4 << 20
+    greedy: List[Greedy] = []
+    hog_listener = reactor.listen_tcp(lambda: greedy.append(Greedy(reactor)) or greedy[-1],
+                                      "127.0.0.1", 0, max_write_buffer=cap)
+    echo_listener = reactor.listen_tcp(EchoBack, "127.0.0.1", 0)
+    hog = socket.socket()
+    hog.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    hog.connect(("127.0.0.1", hog_listener.port))  # and never reads
+    good = socket.create_connection(("127.0.0.1", echo_listener.port))
+    good.setblocking(False)
+    try:
+        before = _rss_kib()
+        run(reactor, lambda: greedy and greedy[0].lost, timeout=30)
+        grown = _rss_kib() - before
+        (exc,) = greedy[0].lost
+        assert isinstance(exc, WriteBufferFull) and f"max_write_buffer ({cap})" in str(exc)
+        assert greedy[0].largest_buffer <= cap
+        assert greedy[0].written < 3 * cap  # stopped, not merely slowed
+        assert grown < 3 * (cap >> 10), f"RSS grew by {grown} KiB"
+        assert [e["message"] for e in errors] == ["write buffer limit exceeded; "
+                                                  "connection aborted"]
+        good.send(b"still served")
+        got = b""
+        for _ in range(200):
+            reactor.run_once(0.01)
+            try:
+                got += good.recv(100)
+            except BlockingIOError:
+                pass
+            if got == b"still served":
+                break
+        assert got == b"still served"
+    finally:
+        hog.close()
+        good.close()
+        hog_listener.close()
+        echo_listener.close()
+        for transport in echo_listener.connections:
+            transport.abort()
+
+
+class EchoBack(Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)

@@ -806,7 +806,8 @@ def test_transport_settings_are_validated_shared_and_copied_on_change(
     assert TransportSettings(write_timeout=0).write_timeout is None  # 0: never
     shared = TransportSettings(write_timeout=9)
     assert repr(shared) == ("TransportSettings(low_water=16384, high_water=65536, "
-                            "write_timeout=9, idle_timeout=None, max_lifetime=None)")
+                            "write_timeout=9, idle_timeout=None, max_lifetime=None, "
+                            "max_write_buffer=67108864)")
     reactor = make_pair().reactor
     pairs = [tcp_socket_pair() for _ in range(2)]
     try:  # as a listener makes them: one settings object for all

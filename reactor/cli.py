@@ -1,7 +1,8 @@
 """``python -m reactor`` (also installed as ``reactor``): run the seed
 conversations' servers and clients, or the demo that runs them all at once.
 
-    reactor serve {ack,read,echo} [--host H] [--port P] [--timeout S] ...
+    reactor serve {ack,read,echo} [--host H] [--port P] [--timeout S]
+                  [--max-connections N] [--max-connections-per-host M] ...
     reactor send HOST PORT [MESSAGE ...] [--nul]
     reactor ack-client HOST [PORT]
     reactor echo-client HOST [PORT] [--size N] [--count N]
@@ -17,6 +18,7 @@ connection, bad arguments) is one line on stderr and a non-zero exit.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import signal
 import socket
@@ -161,6 +163,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--write-timeout", type=_seconds, default=60.0,
                    help="close a connection that reads none of our output this long "
                         "(0: never; default 60)")
+    p.add_argument("--max-connections", type=_positive_int, default=None, metavar="N",
+                   help="stop accepting while N connections are open (the rest wait)")
+    p.add_argument("--max-connections-per-host", type=_positive_int, default=None,
+                   metavar="M", help="close at once a connection from a host that has M open")
     p.add_argument("--grace", type=_seconds, default=SHUTDOWN_GRACE,
                    help="on SIGINT/SIGTERM, seconds to let connections finish "
                         f"before aborting them (default {SHUTDOWN_GRACE:g})")
@@ -268,26 +274,48 @@ def _listen(reactor: Reactor, kind: str, host: str, port: Optional[int],
         raise UserError(exc.strerror or str(exc))
 
 
+class LogLines(logging.Handler):
+    """The library's own warnings (a refused connection, a slow callback)
+    as lines of the server's log, ``warning: ...``."""
+
+    def __init__(self, log: Callable[[str], None]) -> None:
+        super().__init__(logging.WARNING)
+        self.log = log
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.log(f"{record.levelname.lower()}: {record.getMessage()}")
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     settings = Settings(idle_timeout=args.timeout, message_timeout=args.message_timeout,
                         max_message=args.max_message, record_size=args.record_size,
-                        write_timeout=args.write_timeout, verbose=args.verbose)
+                        write_timeout=args.write_timeout, verbose=args.verbose,
+                        max_connections=args.max_connections,
+                        max_connections_per_host=args.max_connections_per_host)
+    library_log = logging.getLogger("reactor")
     with Reactor() as reactor:
         log = StepOutput(reactor)
-        if args.trace:
-            reactor.tracer = Tracer(echo=log)
-        reactor.set_exception_handler(report_error)
-        if args.stats:
-            _print_stats_every(reactor, args.stats)
-        listener = _listen(reactor, args.kind, args.host, args.port, settings, log)
-        # Handlers first: whoever reads the port line may signal at once.
-        GracefulStop(reactor, args.grace, log).install()
-        out(f"Socket port {listener.port}")
-        for address in listener.addresses:
-            out(f"{args.kind} server listening on {format_address(address)}")
-        reactor.run()
-        log.flush()
-        listener.close()
+        handler = LogLines(log)
+        library_log.addHandler(handler)
+        library_log.propagate = False
+        try:
+            if args.trace:
+                reactor.tracer = Tracer(echo=log)
+            reactor.set_exception_handler(report_error)
+            if args.stats:
+                _print_stats_every(reactor, args.stats)
+            listener = _listen(reactor, args.kind, args.host, args.port, settings, log)
+            # Handlers first: whoever reads the port line may signal at once.
+            GracefulStop(reactor, args.grace, log).install()
+            out(f"Socket port {listener.port}")
+            for address in listener.addresses:
+                out(f"{args.kind} server listening on {format_address(address)}")
+            reactor.run()
+            log.flush()
+            listener.close()
+        finally:
+            library_log.removeHandler(handler)
+            library_log.propagate = True
     return 0
 
 
@@ -425,7 +453,8 @@ def format_stats(stats: Dict[str, Any]) -> str:
             "in callbacks, slowest callback {slowest_callback:.4f}s ({slowest_callback_name}), "
             "{slow_callbacks} slow; {registered} fds, {open_connections} connections, "
             "{pending_timers} timers; {bytes_in} bytes in, {bytes_out} out; "
-            "{accept_errors} accept errors").format(**stats)
+            "{accept_errors} accept errors, {accept_pauses} pauses at the connection "
+            "limit, {refused_per_host} refused per host").format(**stats)
 
 
 def _print_stats_every(reactor: Reactor, seconds: float) -> None:

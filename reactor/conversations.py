@@ -82,6 +82,10 @@ class Settings:
     write_timeout: Optional[float] = 60.0
     #: Report every echoed chunk, not only connection events.
     verbose: bool = False
+    #: Stop accepting while this many connections are open (None: no limit).
+    max_connections: Optional[int] = None
+    #: Close at once a connection from a host that has this many open.
+    max_connections_per_host: Optional[int] = None
 
 
 class ServerContext:
@@ -355,4 +359,6 @@ def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
         return cls(reactor, context=context)
 
     return listen_tcp(reactor, factory, host, DEFAULT_PORTS[kind] if port is None else port,
-                      backlog=backlog, write_timeout=settings.write_timeout)
+                      backlog=backlog, write_timeout=settings.write_timeout,
+                      max_connections=settings.max_connections,
+                      max_connections_per_host=settings.max_connections_per_host)

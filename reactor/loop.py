@@ -123,7 +123,7 @@ class Counters:
     attributes: add to them directly."""
 
     __slots__ = ("bytes_in", "bytes_out", "connections_opened", "connections_closed",
-                 "accept_errors")
+                 "accept_errors", "accept_pauses", "refused_per_host", "refused_by_factory")
 
     def __init__(self) -> None:
         #: Bytes received and sent by every transport of the reactor.
@@ -134,6 +134,12 @@ class Counters:
         self.connections_closed = 0
         #: Failed ``accept()`` calls that paused a listener.
         self.accept_errors = 0
+        #: Times a listener stopped accepting at its ``max_connections``.
+        self.accept_pauses = 0
+        #: Connections closed at once: their host had its
+        #: ``max_connections_per_host`` already, or the factory returned None.
+        self.refused_per_host = 0
+        self.refused_by_factory = 0
 
 
 class _LoopStats:
@@ -701,8 +707,9 @@ class Reactor:
         ``select_time`` and ``callback_time``, ``slowest_callback`` (seconds)
         and its name, ``slow_callbacks`` (over ``slow_callback_duration``),
         ``registered`` descriptors, ``pending_timers``, ``ready_callbacks``,
-        and from ``counters``: ``open_connections``, ``bytes_in``/``bytes_out``
-        and ``accept_errors``."""
+        and from ``counters``: ``open_connections``, ``bytes_in``/``bytes_out``,
+        ``accept_errors``, ``accept_pauses``, ``refused_per_host`` and
+        ``refused_by_factory``."""
         s, c = self._stats, self.counters
         return {
             "iterations": s.iterations,
@@ -718,6 +725,9 @@ class Reactor:
             "bytes_in": c.bytes_in,
             "bytes_out": c.bytes_out,
             "accept_errors": c.accept_errors,
+            "accept_pauses": c.accept_pauses,
+            "refused_per_host": c.refused_per_host,
+            "refused_by_factory": c.refused_by_factory,
         }
 
     # -- errors -------------------------------------------------------------

@@ -125,7 +125,9 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
                reuse_address: bool = True, write_timeout: Optional[float] = None,
                idle_timeout: Optional[float] = None,
                max_lifetime: Optional[float] = None,
-               max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER) -> Listener:
+               max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER,
+               max_connections: Optional[int] = None,
+               max_connections_per_host: Optional[int] = None) -> Listener:
     """Listen for TCP connections and return the ``Listener``.
 
     ``host`` is a name, an address, or a list of them.  ``None`` or ``""``
@@ -140,13 +142,25 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
     ``Protocol.deadline_exceeded`` and ``StreamTransport.set_idle_timeout``.
     ``max_write_buffer`` caps each one's write buffer (``None``: no cap; see
     ``StreamTransport.set_max_write_buffer``).
+
+    ``max_connections`` stops accepting while that many are open (waiting
+    clients stay in the kernel's backlog); ``max_connections_per_host``
+    closes at once a connection whose peer address already has that many.
+    A factory that returns ``None`` refuses that one connection.
     """
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
     settings = transport_settings(write_timeout=write_timeout, idle_timeout=idle_timeout,
                                   max_lifetime=max_lifetime, max_write_buffer=max_write_buffer)
     sockets = _bind_all(_listen_addresses(reactor, host, port), port, backlog, reuse_address)
-    return Listener(reactor, protocol_factory, sockets, settings=settings, prepare=set_nodelay)
+    try:
+        return Listener(reactor, protocol_factory, sockets, settings=settings,
+                        prepare=set_nodelay, max_connections=max_connections,
+                        max_connections_per_host=max_connections_per_host)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
 
 
 def _listen_addresses(reactor: "Reactor", host: Hosts, port: int) -> List[Address]:

@@ -212,3 +212,145 @@ class EchoBack(Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.transport.write(data)
+
+
+# -- limits and refusal ---------------------------------------------------------------
+
+
+class Counted(Protocol):
+    """Echoes; records how many are open at once."""
+
+    open_now = 0
+    most_open = 0
+    served = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        type(self).open_now += 1
+        type(self).most_open = max(type(self).most_open, type(self).open_now)
+
+    def data_received(self, data: bytes) -> None:
+        type(self).served += 1
+        self.transport.write(data)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        type(self).open_now -= 1
+
+
+def test_max_connections_waits_in_the_backlog_without_spinning(reactor: Reactor, run) -> None:
+    """Item 3: N served at once, the other 50 as those leave, none
+    accepted and closed, and the paused listener costs no CPU."""
+    limit = 20
+
+    class Limited(Counted):
+        open_now = most_open = served = 0
+
+    listener = reactor.listen_tcp(Limited, "127.0.0.1", 0, max_connections=limit)
+    clients = []
+    for _ in range(limit + 50):
+        client = socket.socket()
+        client.setblocking(False)
+        client.connect_ex(("127.0.0.1", listener.port))
+        clients.append(client)
+    try:
+        run(reactor, lambda: Limited.open_now == limit)
+        cpu = time.process_time()
+        wall = time.monotonic()
+        while time.monotonic() - wall < 1.0:  # 50 wait in the backlog meanwhile
+            reactor.run_once(0.1)
+        assert time.process_time() - cpu < 0.2, "the paused listener spun"
+        assert Limited.open_now == limit and reactor.stats()["accept_pauses"] >= 1
+        waiting = list(clients)
+        while waiting:  # each client in turn: echo one message, then leave
+            client = waiting.pop(0)
+            client.setblocking(True)
+            client.settimeout(10)
+            client.sendall(b"hi")
+            deadline = time.monotonic() + 10
+            got = b""
+            while got != b"hi":
+                reactor.run_once(0.01)
+                try:
+                    client.setblocking(False)
+                    got += client.recv(2)
+                except BlockingIOError:
+                    assert time.monotonic() < deadline, "a waiting client was never served"
+            client.close()
+        run(reactor, lambda: Limited.open_now == 0)
+        assert Limited.served == limit + 50  # every one was served...
+        assert Limited.most_open == limit    # ...never more than N at once
+        assert reactor.stats()["refused_per_host"] == 0
+    finally:
+        for client in clients:
+            client.close()
+        listener.close()
+
+
+def test_a_factory_that_refuses_every_second_connection(reactor: Reactor, run,
+                                                        errors: List[Any]) -> None:
+    """Item 4."""
+    made = [0]
+
+    def factory() -> Optional[Protocol]:
+        made[0] += 1
+        return EchoBack() if made[0] % 2 else None
+
+    listener = reactor.listen_tcp(factory, "127.0.0.1", 0)
+    clients = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(10)]
+    try:
+        run(reactor, lambda: made[0] == 10)
+        for i, client in enumerate(clients):
+            client.sendall(b"x")
+            if i % 2:  # refused: closed at once
+                assert read_all(client, timeout=2) == b""
+        for i, client in enumerate(clients):
+            if not i % 2:
+                client.setblocking(False)
+                got = b""
+                for _ in range(200):
+                    reactor.run_once(0.01)
+                    try:
+                        got += client.recv(1)
+                    except BlockingIOError:
+                        continue
+                    break
+                assert got == b"x"
+        assert reactor.stats()["refused_by_factory"] == 5
+        assert errors == []  # a refusal is not an error
+    finally:
+        for client in clients:
+            client.close()
+        listener.close()
+        for transport in listener.connections:
+            transport.abort()
+
+
+def test_max_connections_per_host_closes_the_one_too_many(reactor: Reactor, run, caplog) -> None:
+    import logging
+
+    from reactor.tcp import has_ipv6_loopback
+
+    listener = reactor.listen_tcp(EchoBack, "localhost", 0, max_connections_per_host=2)
+    mine = [socket.create_connection(("127.0.0.1", listener.port)) for _ in range(3)]
+    other = (socket.create_connection(("::1", listener.port)) if has_ipv6_loopback()
+             else None)
+    try:
+        with caplog.at_level(logging.WARNING, logger="reactor"):
+            run(reactor, lambda: reactor.stats()["refused_per_host"] == 1
+                and len(listener.connections) == 2 + (other is not None))
+        assert read_all(mine[2], timeout=2) == b""  # the third from 127.0.0.1
+        lines = [r.getMessage() for r in caplog.records]
+        assert lines == ["refused a connection from 127.0.0.1: it has 2 open already "
+                         "(max_connections_per_host)"]
+        mine[0].close()  # one leaves: the host may connect again
+        run(reactor, lambda: len(listener.connections) == 1 + (other is not None))
+        again = socket.create_connection(("127.0.0.1", listener.port))
+        mine.append(again)
+        run(reactor, lambda: len(listener.connections) == 2 + (other is not None))
+        assert reactor.stats()["refused_per_host"] == 1
+    finally:
+        for sock in mine + ([other] if other else []):
+            sock.close()
+        listener.close()
+        for transport in listener.connections:
+            transport.abort()

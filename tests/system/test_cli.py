@@ -285,3 +285,32 @@ def test_ack_client_gives_up_even_while_stdin_stays_open() -> None:
         assert b"no answer within 0.5s" in err
         assert time_module.monotonic() - started < 8
         assert server.stop() == 0
+
+
+def test_serve_limits_connections_at_once_and_per_host() -> None:
+    with serve("echo", "--host", "127.0.0.1", "--port", "0", "--max-connections", "1") as server:
+        first = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        second = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        first.sendall(b"a")
+        assert first.recv(1) == b"a"
+        second.sendall(b"b")  # waits in the backlog: the server is at its limit
+        second.settimeout(0.5)
+        with pytest.raises(socket.timeout):
+            second.recv(1)
+        first.close()  # one leaves: the next is accepted and served
+        second.settimeout(5)
+        assert second.recv(1) == b"b"
+        second.close()
+        assert server.stop() == 0
+    with serve("echo", "--host", "127.0.0.1", "--port", "0",
+               "--max-connections-per-host", "1") as server:
+        first = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        second = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        assert second.recv(1) == b""  # closed at once
+        server.wait_for(r"^warning: refused a connection from 127\.0\.0\.1: it has 1 open "
+                        r"already \(max_connections_per_host\)$")
+        first.sendall(b"c")
+        assert first.recv(1) == b"c"
+        first.close()
+        second.close()
+        assert server.stop() == 0

@@ -16,7 +16,8 @@ def test_cli_trace_and_stats_flags() -> None:
             assert s.recv(3) == b"abc"
         server.wait_for(r"\baccept\s+from 127\.0\.0\.1:\d+")
         server.wait_for(r"\bread\s+3 bytes")
-        server.wait_for(r"^stats: \d+ steps, .* 3 bytes in, 3 out; 0 accept errors$")
+        server.wait_for(r"^stats: \d+ steps, .* 3 bytes in, 3 out; 0 accept errors, "
+                        r"0 pauses at the connection limit, 0 refused per host$")
         assert server.stop() == 0
 
 

@@ -9,14 +9,15 @@ each event as one log line, close the transport (flushing it) once the
 machine is finished, and make sure it is woken no later than the machine's
 ``deadline``.  Nothing about the conversation itself is decided here.
 
-Deadlines cost nothing per byte.  The machine's ``deadline`` (idle or
-message, whichever is sooner) is the only timer contract between the two,
-and all connections of one server share one ``DeadlineQueue`` (one timer
-for every deadline).  The adapter touches the queue only when the deadline
-moves *earlier* than the wake-up already queued (a message started).  When
-it only moves later (more bytes arrived) nothing is done: the wake-up comes
-at the old time, ``handle_timer`` finds time left, and the connection is
-queued again at its real deadline, once per timeout period.
+Deadlines cost nothing per byte.  The idle deadline is the transport's
+(``serve`` sets it on the listener; a protocol made alone sets it on its
+transport), and reaches ``deadline_exceeded``, which logs it as the seed
+server did.  The message deadline is the machine's: its ``deadline`` is the
+only timer contract between the two, and all connections of one server
+share one ``DeadlineQueue`` for it.  The adapter touches the queue only
+when the deadline moves *earlier* than the wake-up already queued (a
+message started); a wake-up that comes early finds time left and queues
+the connection again at its real deadline.
 
 Subclass ``AckProtocol``, ``ReadProtocol`` or ``EchoProtocol`` and override
 ``event_received`` (or ``report``) to do something other than log.
@@ -45,6 +46,7 @@ from .machines import (
 )
 from .protocols import Protocol
 from .tcp import DEFAULT_BACKLOG, listen_tcp
+from .transports import DeadlineExceeded
 
 if TYPE_CHECKING:  # pragma: no cover
     from .listeners import Listener
@@ -149,6 +151,8 @@ class ConversationProtocol(Protocol):
 
     def connection_made(self, transport: "Transport") -> None:
         self.transport = transport
+        # A no-op under serve(), which gives the listener the same value.
+        transport.set_idle_timeout(self.settings.idle_timeout)
         peername = transport.get_extra_info("peername")
         self.peer = format_address(peername)
         self.report_accepted(peername)
@@ -163,10 +167,19 @@ class ConversationProtocol(Protocol):
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self._forget_deadline()
+        if isinstance(exc, DeadlineExceeded) and self.outcome == "timed out":
+            return  # deadline_exceeded has said so
         if exc is not None:
             self.report(f"connection from {self.peer} failed: {exc!r}")
         elif self.outcome is None:
             self.report(f"connection from {self.peer} closed")
+
+    def deadline_exceeded(self, exc: DeadlineExceeded) -> Optional[bool]:
+        """One of the transport's deadlines passed: log it as the seed
+        servers do, and let the transport close."""
+        reason = f"no data for {exc.timeout:g}s" if exc.kind == "idle" else str(exc)
+        self.event_received(TimedOut(reason))
+        return None
 
     def pause_writing(self) -> None:
         # The peer is not reading what we send: stop reading what it sends
@@ -278,8 +291,7 @@ class AckProtocol(ConversationProtocol):
 
     def make_machine(self) -> Machine:
         s = self.settings
-        return AckMachine(idle_timeout=s.idle_timeout, message_timeout=s.message_timeout,
-                          max_message=s.max_message)
+        return AckMachine(message_timeout=s.message_timeout, max_message=s.max_message)
 
     def report_accepted(self, peername: Any) -> None:
         host, port = (peername[0], peername[1]) if isinstance(peername, tuple) else (peername, "?")
@@ -301,8 +313,7 @@ class ReadProtocol(ConversationProtocol):
 
     def make_machine(self) -> Machine:
         s = self.settings
-        return ReadMachine(idle_timeout=s.idle_timeout, message_timeout=s.message_timeout,
-                           max_message=s.max_message)
+        return ReadMachine(message_timeout=s.message_timeout, max_message=s.max_message)
 
     def event_received(self, event: Event) -> None:
         if isinstance(event, MessageReceived):
@@ -323,8 +334,8 @@ class EchoProtocol(ConversationProtocol):
 
     def make_machine(self) -> Machine:
         s = self.settings
-        return EchoMachine(idle_timeout=s.idle_timeout, message_timeout=s.message_timeout,
-                           record_size=s.record_size, report_echoes=s.verbose)
+        return EchoMachine(message_timeout=s.message_timeout, record_size=s.record_size,
+                           report_echoes=s.verbose)
 
     def event_received(self, event: Event) -> None:
         if isinstance(event, Echoed):
@@ -360,5 +371,6 @@ def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
 
     return listen_tcp(reactor, factory, host, DEFAULT_PORTS[kind] if port is None else port,
                       backlog=backlog, write_timeout=settings.write_timeout,
+                      idle_timeout=settings.idle_timeout,
                       max_connections=settings.max_connections,
                       max_connections_per_host=settings.max_connections_per_host)

@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional,
 
 from .deadlines import DeadlineQueue
 from .loop import EVENT_READ, EVENT_WRITE
-from .transports import Buffer, DeadlineExceeded, Transport, WriteBufferFull
+from .transports import Buffer, DeadlineExceeded, Transport, WriteBufferFull, deadline_message
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -618,13 +618,11 @@ class StreamTransport(Transport):
         (that deadline starts over); otherwise it closes with the reason."""
         if self._flags & _CLOSING:
             return
-        if kind == "idle":
-            message = f"no data received for {timeout:g}s"
-        elif kind == "lifetime":
-            message = f"connection open for {timeout:g}s, its longest allowed"
-        else:
+        if kind == "write":
             message = (f"peer stopped reading: nothing sent for {timeout:g}s with "
                        f"{len(self._buffer)} bytes waiting")
+        else:
+            message = deadline_message(kind, timeout)
         exc = DeadlineExceeded(kind, timeout, message)
         if self._reactor.tracer is not None:
             tracer = self._reactor.tracer

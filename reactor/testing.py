@@ -60,8 +60,8 @@ from typing import (
 from .loop import Reactor
 from .protocols import Protocol
 from .streams import StreamTransport
-from .timers import Clock
-from .transports import Buffer, Transport
+from .timers import Clock, TimerHandle
+from .transports import Buffer, DeadlineExceeded, Transport, deadline_message
 
 __all__ = ["FakeClock", "advance", "MemoryTransport", "ConnectedPair", "ScriptedSelector",
            "chunks", "random_chunks"]
@@ -120,10 +120,22 @@ class MemoryTransport(Transport):
     protocol callback: a close requested during a callback is delivered
     when that callback returns.  Exceptions from the protocol propagate to
     the test.
+
+    Given a ``reactor`` (one with a ``FakeClock``, typically), it keeps the
+    idle and lifetime deadlines too, on that reactor's clock: the protocol
+    hears ``deadline_exceeded`` and, unless it keeps the connection, it is
+    closed and ``connection_lost`` receives the ``DeadlineExceeded``.
+    Without one, deadlines are remembered but never fire.
     """
 
     def __init__(self, peername: Tuple[str, int] = ("127.0.0.1", 54321),
-                 sockname: Tuple[str, int] = ("127.0.0.1", 3005)) -> None:
+                 sockname: Tuple[str, int] = ("127.0.0.1", 3005),
+                 reactor: Optional[Reactor] = None) -> None:
+        self.reactor = reactor
+        self.idle_timeout: Optional[float] = None
+        self.max_lifetime: Optional[float] = None
+        self._last_read = self._opened = 0.0
+        self._timers: Dict[str, TimerHandle] = {}
         self.protocol: Optional[Protocol] = None
         self.written = bytearray()
         self.writes: List[bytes] = []
@@ -157,6 +169,10 @@ class MemoryTransport(Transport):
     def connect(self, protocol: Protocol) -> Protocol:
         """Attach ``protocol`` and call its ``connection_made``."""
         self.protocol = protocol
+        if self.reactor is not None:
+            self._last_read = self._opened = self.reactor.time()
+            self._arm("idle")
+            self._arm("lifetime")
         self._call(protocol.connection_made, self)
         return protocol
 
@@ -189,6 +205,8 @@ class MemoryTransport(Transport):
             assert protocol is not None
             item = self._inbox.popleft()
             if item is not None:
+                if self.reactor is not None:
+                    self._last_read = self.reactor.time()
                 self._call(protocol.data_received, item)
             elif not self._call(protocol.eof_received):
                 self.close()
@@ -197,6 +215,41 @@ class MemoryTransport(Transport):
         """The connection died (e.g. ``ConnectionResetError()``)."""
         self.closed = True
         self._lost_with(exc)
+
+    # -- deadlines, on the reactor's clock ------------------------------------------
+
+    def _arm(self, kind: str) -> None:
+        old = self._timers.pop(kind, None)
+        if old is not None:
+            old.cancel()
+        timeout = self.idle_timeout if kind == "idle" else self.max_lifetime
+        if self.reactor is None or timeout is None or self.closed or self.protocol is None:
+            return
+        since = self._last_read if kind == "idle" else self._opened
+        self._timers[kind] = self.reactor.call_at(since + timeout, self._due, kind)
+
+    def _due(self, kind: str) -> None:
+        del self._timers[kind]
+        timeout = self.idle_timeout if kind == "idle" else self.max_lifetime
+        assert self.reactor is not None and timeout is not None and self.protocol is not None
+        since = self._last_read if kind == "idle" else self._opened
+        if since + timeout > self.reactor.time():
+            self._arm(kind)  # read since: not due yet
+            return
+        exc = DeadlineExceeded(kind, timeout, deadline_message(kind, timeout))
+        keep = self._call(self.protocol.deadline_exceeded, exc)
+        if self.closed:
+            return
+        if keep:  # that deadline (and only that one) starts over
+            if kind == "idle":
+                self._last_read = self.reactor.time()
+            else:
+                self._opened = self.reactor.time()
+            self._arm(kind)
+        else:
+            self.closed = True
+            self.reading = False
+            self._lost_with(exc)
 
     def value(self) -> bytes:
         """Everything written so far."""
@@ -207,6 +260,9 @@ class MemoryTransport(Transport):
         self.writes.clear()
 
     def _lost_with(self, exc: Optional[BaseException]) -> None:
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         if self.lost is None and self._pending_lost is None:
             self._pending_lost = (exc,)
             if self._depth == 0:
@@ -281,6 +337,20 @@ class MemoryTransport(Transport):
 
     def get_protocol(self) -> Optional[Protocol]:
         return self.protocol
+
+    def set_idle_timeout(self, seconds: Optional[float]) -> None:
+        self.idle_timeout = seconds or None
+        self._arm("idle")
+
+    def get_idle_timeout(self) -> Optional[float]:
+        return self.idle_timeout
+
+    def set_max_lifetime(self, seconds: Optional[float]) -> None:
+        self.max_lifetime = seconds or None
+        self._arm("lifetime")
+
+    def get_max_lifetime(self) -> Optional[float]:
+        return self.max_lifetime
 
 
 def chunks(data: bytes, sizes: Union[int, Sequence[int]]) -> List[bytes]:

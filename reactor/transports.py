@@ -34,7 +34,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .protocols import Protocol
 
 __all__ = ["BaseTransport", "ReadTransport", "WriteTransport", "Transport", "Buffer",
-           "DeadlineExceeded", "WriteBufferFull"]
+           "DeadlineExceeded", "WriteBufferFull", "deadline_message"]
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -49,6 +49,14 @@ class DeadlineExceeded(TimeoutError):
         super().__init__(message)
         self.kind = kind
         self.timeout = timeout
+
+
+def deadline_message(kind: str, timeout: float) -> str:
+    """What a ``DeadlineExceeded`` of ``kind`` says (idle and lifetime; a
+    write stall also says how much is waiting)."""
+    if kind == "idle":
+        return f"no data received for {timeout:g}s"
+    return f"connection open for {timeout:g}s, its longest allowed"
 
 
 class WriteBufferFull(BufferError):
@@ -79,6 +87,21 @@ class BaseTransport:
 
     def get_protocol(self) -> Optional["Protocol"]:
         """The protocol, or ``None`` once ``connection_lost`` has been called."""
+        raise NotImplementedError
+
+    def set_idle_timeout(self, seconds: Optional[float]) -> None:
+        """Close when nothing has been received for ``seconds`` (``None``:
+        never); see ``Protocol.deadline_exceeded``."""
+        raise NotImplementedError
+
+    def get_idle_timeout(self) -> Optional[float]:
+        raise NotImplementedError
+
+    def set_max_lifetime(self, seconds: Optional[float]) -> None:
+        """Close ``seconds`` after the connection opened (``None``: never)."""
+        raise NotImplementedError
+
+    def get_max_lifetime(self) -> Optional[float]:
         raise NotImplementedError
 
 

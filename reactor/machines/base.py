@@ -9,19 +9,18 @@ Every input method returns the list of events it caused.  ``data_to_send()``
 hands over (and forgets) the bytes the machine wants written.  ``deadline``
 is the time at which ``handle_timer`` must be called if nothing else happens
 first (``None``: no deadline); it is the only timer contract between a
-machine and its adapter.  It is never later than the real deadline, but may
-be earlier: an input that only pushes the idle deadline further away need
-not update it.  Calling ``handle_timer`` early is harmless: it finds nothing
-due and brings ``deadline`` up to date.  Late is allowed.  ``deadline`` is a
-plain attribute, not a property, because an adapter reads it after every
-chunk.  Once ``finished`` is true the connection should be closed, after
-flushing.
+machine and its adapter.  Calling ``handle_timer`` early is harmless (it
+re-checks); late is allowed.  ``deadline`` is a plain attribute, not a
+property, because an adapter reads it after every chunk.  Once ``finished``
+is true the connection should be closed, after flushing.
 
-Two deadlines exist.  The idle deadline is ``idle_timeout`` after the last
-byte received (or the start): the 30-second select() wait of the original
-echo server.  The message deadline is ``message_timeout`` after the first
-byte of a message that has not yet ended: it stops a peer that trickles one
-byte at a time from holding a connection forever (slowloris).
+The one deadline a machine keeps is the message deadline: ``message_timeout``
+after the first byte of a message that has not yet ended.  It stops a peer
+that trickles one byte at a time from holding a connection forever
+(slowloris), and only the machine knows where a message begins.  The idle
+deadline (the 30-second select() wait of the original echo server) knows
+nothing of messages, so it belongs to the transport
+(``StreamTransport.set_idle_timeout``), where every protocol gets it.
 """
 
 from __future__ import annotations
@@ -129,35 +128,24 @@ def check_transition(machine: Type[object], table: Mapping[Tuple[StateT, Trigger
 
 
 class Deadlines:
-    """The idle and message deadlines of one connection, as plain numbers.
-    Machines inherit from it (one object per connection, not two);
+    """The message deadline of one connection, as plain numbers.  Machines
+    inherit from it (one object per connection, not two);
     ``machine.deadlines`` is the machine itself, for readable call sites."""
 
-    __slots__ = ("idle_timeout", "message_timeout", "last_activity", "message_started",
-                 "deadline")
+    __slots__ = ("message_timeout", "message_started", "deadline")
 
-    def __init__(self, idle_timeout: Optional[float], message_timeout: Optional[float]) -> None:
-        for name, value in (("idle_timeout", idle_timeout), ("message_timeout", message_timeout)):
-            if value is not None and value < 0:
-                raise ValueError(f"{name} must be >= 0 or None, not {value!r}")
+    def __init__(self, message_timeout: Optional[float]) -> None:
+        if message_timeout is not None and not message_timeout >= 0:
+            raise ValueError(f"message_timeout must be >= 0 or None, not {message_timeout!r}")
         # 0 disables, like None: "wait forever".
-        self.idle_timeout = idle_timeout or None
         self.message_timeout = message_timeout or None
-        self.last_activity = 0.0
         self.message_started: Optional[float] = None
-        #: When ``handle_timer`` is next due, or ``None``: never later than
-        #: the real deadline (see the module docstring).
+        #: When ``handle_timer`` is next due, or ``None``.
         self.deadline: Optional[float] = None
 
     @property
     def deadlines(self) -> "Deadlines":
         return self
-
-    @property
-    def idle_deadline(self) -> Optional[float]:
-        if self.idle_timeout is None:
-            return None
-        return self.last_activity + self.idle_timeout
 
     @property
     def message_deadline(self) -> Optional[float]:
@@ -166,17 +154,12 @@ class Deadlines:
         return self.message_started + self.message_timeout
 
     def _refresh_deadline(self) -> None:
-        """Work ``deadline`` out again after an input changed the activity
-        time or the message start."""
-        idle, message = self.idle_deadline, self.message_deadline
-        self.deadline = message if idle is None else idle if message is None \
-            else min(idle, message)
+        """Work ``deadline`` out again after an input started or ended a
+        message."""
+        self.deadline = self.message_deadline
 
     def expired(self, now: float) -> Optional[str]:
         """Why the connection is out of time at ``now``, or ``None``."""
-        idle = self.idle_deadline
-        if idle is not None and now >= idle:
-            return f"no data for {self.idle_timeout:g}s"
         message = self.message_deadline
         if message is not None and now >= message:
             return f"message not complete within {self.message_timeout:g}s"
@@ -202,8 +185,8 @@ class Machine(Deadlines):
 
     __slots__ = ("state", "finished", "_outgoing")
 
-    def __init__(self, idle_timeout: Optional[float], message_timeout: Optional[float]) -> None:
-        super().__init__(idle_timeout, message_timeout)
+    def __init__(self, message_timeout: Optional[float]) -> None:
+        super().__init__(message_timeout)
         self.state: Any = self.INITIAL
         #: True once the machine is CLOSED: close the connection (after flushing).
         self.finished = False
@@ -231,7 +214,6 @@ class Machine(Deadlines):
             return []
         reason = self.expired(now)
         if reason is None:
-            self._refresh_deadline()  # it may have been early
             return []
         self._to(self.TIMEOUT)
         self._drop_held()

@@ -7,8 +7,8 @@ Without a record size every byte is sent back as soon as it arrives.  With
 until a whole record is in, then the complete records are sent back, so the
 peer sees exactly what a low-water mark would have produced whatever the
 segmentation.  A partial record left when the peer closes is dropped and
-reported as ``IncompleteRecord``.  Idle and message deadlines work as in
-``base.Deadlines``; a record in progress counts as a message.
+reported as ``IncompleteRecord``.  A record in progress counts as a message
+for the message deadline (``base.Deadlines``).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ class Trigger(enum.Enum):
     PARTIAL = "partial"
     #: The peer closed its side.
     EOF = "eof"
-    #: The idle or record deadline passed.
+    #: The record (message) deadline passed.
     TIMEOUT = "timeout"
 
 
@@ -81,12 +81,11 @@ class EchoMachine(Machine):
 
     __slots__ = ("record_size", "report_echoes", "_held")
 
-    def __init__(self, *, idle_timeout: Optional[float] = 30.0,
-                 message_timeout: Optional[float] = None,
+    def __init__(self, *, message_timeout: Optional[float] = None,
                  record_size: Optional[int] = None, report_echoes: bool = True) -> None:
         if record_size is not None and record_size < 1:
             raise ValueError(f"record_size must be at least 1, not {record_size!r}")
-        super().__init__(idle_timeout, message_timeout)
+        super().__init__(message_timeout)
         self.record_size = record_size
         #: Whether to report an ``Echoed`` event per chunk (for logging);
         #: a server that does not log them is spared one object per chunk.
@@ -97,21 +96,14 @@ class EchoMachine(Machine):
 
     def start(self, now: float) -> List[Event]:
         self._to(T.START)
-        self.last_activity = now
-        self._refresh_deadline()
         return []
 
     def receive_data(self, data: bytes, now: float) -> List[Event]:
         state = self.state
         if state is not _OPEN and state is not _IN_RECORD:
             self._to(_ECHOED)  # raises MachineError naming the state
-        self.last_activity = now
         size = self.record_size
-        if size is None:
-            # The per-chunk path of every echo server: only the idle deadline
-            # moved (later), so ``deadline`` is left early, as the contract
-            # allows; storing a new float here per chunk cost about 4% of an echo
-            # request (benchmarks/instructions.py).
+        if size is None:  # no records, no messages: no deadline to keep
             self._outgoing = self._outgoing + data if self._outgoing else data
             if state is not _OPEN:
                 self._to(_ECHOED)  # the common case, OPEN -> OPEN, needs no lookup

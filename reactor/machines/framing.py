@@ -51,7 +51,7 @@ class Trigger(enum.Enum):
     PARTIAL = "partial"
     #: The peer closed its side.
     EOF = "eof"
-    #: The idle or message deadline passed.
+    #: The message deadline passed.
     TIMEOUT = "timeout"
     #: A message is longer than ``max_message``.
     TOO_LONG = "too long"
@@ -94,11 +94,11 @@ class MessageMachine(Machine):
 
     __slots__ = ("max_message", "_buffer", "_scanned")
 
-    def __init__(self, *, idle_timeout: Optional[float] = 30.0,
-                 message_timeout: Optional[float] = None, max_message: int = 65536) -> None:
+    def __init__(self, *, message_timeout: Optional[float] = None,
+                 max_message: int = 65536) -> None:
         if max_message < 1:
             raise ValueError(f"max_message must be at least 1, not {max_message!r}")
-        super().__init__(idle_timeout, message_timeout)
+        super().__init__(message_timeout)
         self.max_message = max_message
         self._buffer = _EMPTY  # bytes of an unfinished message (a bytearray then)
         self._scanned = 0  # bytes of _buffer already known to hold no delimiter
@@ -107,8 +107,6 @@ class MessageMachine(Machine):
 
     def start(self, now: float) -> List[Event]:
         self._to(T.START)
-        self.last_activity = now
-        self._refresh_deadline()
         self._outgoing += self.greeting
         return []
 
@@ -116,7 +114,6 @@ class MessageMachine(Machine):
         state = self.state
         if state is not _IDLE and state is not _IN_MESSAGE:
             self._to(_PARTIAL)  # raises MachineError naming the state
-        self.last_activity = now
         if self._buffer:
             self._buffer += data  # our own bytearray: append in place
         else:

@@ -98,6 +98,9 @@ def read_to_eof(reactor: Reactor, sock: socket.socket) -> bytes:
 
 def test_idle_deadline_counts_from_the_last_bytes_and_is_never_early(
         fake: Reactor, clock: FakeClock) -> None:
+    from reactor.trace import Tracer
+
+    fake.tracer = Tracer()
     protocol = Plain()
     _, client = serve_one(fake, protocol, idle_timeout=5)
     start = clock.now()
@@ -111,6 +114,8 @@ def test_idle_deadline_counts_from_the_last_bytes_and_is_never_early(
     (exc,) = protocol.lost
     assert isinstance(exc, DeadlineExceeded) and isinstance(exc, TimeoutError)
     assert exc.kind == "idle" and str(exc) == "no data received for 5s"
+    assert ("timeout", "no data received for 5s") in [(e.kind, e.detail)
+                                                      for e in fake.tracer.events]
     client.close()
 
 

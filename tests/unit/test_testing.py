@@ -388,3 +388,65 @@ def test_eof_mid_message_on_memory_transport() -> None:
         transport.feed_eof()  # the peer stops mid-message
     assert lines[1:3] == ["Got the message:first", "Got the message:unfinish"]
     assert transport.closed
+
+
+class Timed(Protocol):
+    def __init__(self, keep: bool = False) -> None:
+        self.keep = keep
+        self.exceeded: List[Any] = []
+        self.lost: List[Optional[BaseException]] = []
+
+    def deadline_exceeded(self, exc: Any) -> Optional[bool]:
+        self.exceeded.append((exc.kind, exc.timeout))
+        return self.keep
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.lost.append(exc)
+
+
+def test_memory_transport_keeps_the_idle_deadline_on_the_reactors_clock(
+        clock: FakeClock, fake_reactor: Reactor) -> None:
+    from reactor import DeadlineExceeded
+
+    protocol = Timed()
+    transport = MemoryTransport(reactor=fake_reactor)
+    transport.set_idle_timeout(5)
+    transport.connect(protocol)
+    start = clock.now()
+    advance(fake_reactor, 3)
+    transport.feed(b"x")  # the idle deadline moves to start + 8
+    advance(fake_reactor, 4.999)
+    assert protocol.exceeded == [] and not transport.closed
+    advance(fake_reactor, 0.001)
+    assert protocol.exceeded == [("idle", 5)] and clock.now() == start + 8
+    (exc,) = protocol.lost
+    assert isinstance(exc, DeadlineExceeded) and str(exc) == "no data received for 5s"
+    assert transport.closed and transport.get_idle_timeout() == 5
+
+
+def test_memory_transport_lifetime_and_keeping_the_connection(
+        clock: FakeClock, fake_reactor: Reactor) -> None:
+    protocol = Timed(keep=True)
+    transport = MemoryTransport(reactor=fake_reactor)
+    transport.connect(protocol)
+    transport.set_max_lifetime(10)
+    transport.set_idle_timeout(4)
+    advance(fake_reactor, 4)
+    assert protocol.exceeded == [("idle", 4)] and not transport.closed  # kept: starts over
+    advance(fake_reactor, 4)
+    assert protocol.exceeded == [("idle", 4)] * 2
+    protocol.keep = False
+    advance(fake_reactor, 2)
+    assert protocol.exceeded[-1] == ("lifetime", 10) and transport.closed
+    assert protocol.lost[0].kind == "lifetime"  # type: ignore[union-attr]
+    assert fake_reactor.next_deadline() is None  # its other timer went with it
+
+
+def test_memory_transport_without_a_reactor_never_times_out() -> None:
+    protocol = Timed()
+    transport = MemoryTransport()
+    transport.set_idle_timeout(1)
+    transport.connect(protocol)
+    assert transport.get_idle_timeout() == 1 and protocol.exceeded == []
+    transport.close()
+    assert protocol.lost == [None]

@@ -31,13 +31,15 @@ def test_timeouts_and_errors_are_traced(fake_reactor: Reactor, clock, errors) ->
     from reactor.conversations import ReadProtocol
     from reactor.testing import MemoryTransport, advance
     fake_reactor.tracer = Tracer()
-    protocol = ReadProtocol(fake_reactor, Settings(idle_timeout=1), lambda line: None)
-    MemoryTransport().connect(protocol)
+    protocol = ReadProtocol(fake_reactor, Settings(message_timeout=1), lambda line: None)
+    transport = MemoryTransport(reactor=fake_reactor)
+    transport.connect(protocol)
+    transport.feed(b"a message that never ends")
     advance(fake_reactor, 1)
     fake_reactor.call_soon(lambda: 1 / 0)
     fake_reactor.run_once(0)
     kinds = [(e.kind, e.detail) for e in fake_reactor.tracer.events]
-    assert ("timeout", "no data for 1s") in kinds
+    assert ("timeout", "message not complete within 1s") in kinds
     assert any(k == "timer" and d.startswith("fired ") for k, d in kinds)
     assert any(k == "error" and "ZeroDivisionError" in d for k, d in kinds)
 

@@ -58,17 +58,24 @@ def test_record_size_holds_bytes_until_a_record_is_complete() -> None:
     assert machine.finished
 
 
-def test_idle_timeout_and_record_deadline() -> None:
-    machine = EchoMachine(idle_timeout=30, message_timeout=40, record_size=10)
+def test_record_deadline() -> None:
+    machine = EchoMachine(message_timeout=40, record_size=10)
     machine.start(0.0)
-    assert machine.handle_timer(29.9) == []
-    assert machine.handle_timer(30.0) == [TimedOut("no data for 30s")]
-    trickle = EchoMachine(idle_timeout=30, message_timeout=40, record_size=10)
+    assert machine.deadline is None and machine.handle_timer(1e9) == []  # no record begun
+    trickle = EchoMachine(message_timeout=40, record_size=10)
     trickle.start(0.0)
     for t in (20.0, 40.0, 59.0):
         trickle.receive_data(b"x", t)
     assert trickle.deadline == 60.0  # record began at 20 s
+    assert trickle.handle_timer(59.999) == []
     assert trickle.handle_timer(60.0) == [TimedOut("message not complete within 40s")]
+    assert trickle.finished and trickle.deadline is None
+    whole = EchoMachine(message_timeout=40, record_size=2)
+    whole.start(0.0)
+    whole.receive_data(b"x", 1.0)
+    assert whole.deadline == 41.0
+    whole.receive_data(b"y", 2.0)  # the record is complete: no deadline
+    assert whole.deadline is None
 
 
 def test_impossible_events_raise() -> None:

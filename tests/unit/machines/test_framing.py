@@ -125,32 +125,32 @@ def test_limit_counts_the_message_not_its_crlf() -> None:
         "message longer than 3 bytes")
 
 
-def test_idle_deadline_fires_at_not_before() -> None:
-    machine = ReadMachine(idle_timeout=30)
+def test_message_deadline_fires_at_not_before() -> None:
+    machine = ReadMachine(message_timeout=30)
     machine.start(100.0)
-    assert machine.deadline == 130.0
-    assert machine.handle_timer(129.999) == []
-    machine.receive_data(b"x", 110.0)  # activity moves the deadline
+    assert machine.deadline is None  # no message begun
+    machine.receive_data(b"x", 110.0)
     assert machine.deadline == 140.0
-    assert machine.handle_timer(130.0) == []
-    assert machine.handle_timer(140.0) == [TimedOut("no data for 30s")]
+    assert machine.handle_timer(139.999) == []
+    assert machine.handle_timer(140.0) == [TimedOut("message not complete within 30s")]
     assert machine.finished and machine.deadline is None
     assert machine.handle_timer(150.0) == []  # harmless once finished
 
 
 @pytest.mark.parametrize("timeout", [0, None])
-def test_zero_or_none_disables_the_idle_timeout(timeout: Optional[float]) -> None:
-    machine = ReadMachine(idle_timeout=timeout)
+def test_zero_or_none_disables_the_message_timeout(timeout: Optional[float]) -> None:
+    machine = ReadMachine(message_timeout=timeout)
     machine.start(0.0)
+    machine.receive_data(b"unfinished", 1.0)
     assert machine.deadline is None
     assert machine.handle_timer(1e9) == []
 
 
 def test_message_deadline_stops_a_trickler() -> None:
-    machine = ReadMachine(idle_timeout=10, message_timeout=25)
+    machine = ReadMachine(message_timeout=25)
     machine.start(0.0)
     t = 0.0
-    for _ in range(3):  # one byte every 9 s keeps the idle deadline away
+    for _ in range(3):  # one byte every 9 s: never idle, never done
         t += 9
         machine.receive_data(b"z", t)
         assert machine.handle_timer(t) == []
@@ -160,7 +160,7 @@ def test_message_deadline_stops_a_trickler() -> None:
 
 
 def test_completed_message_clears_the_message_deadline() -> None:
-    machine = ReadMachine(idle_timeout=None, message_timeout=5)
+    machine = ReadMachine(message_timeout=5)
     machine.start(0.0)
     machine.receive_data(b"abc", 1.0)
     assert machine.deadline == 6.0
@@ -210,4 +210,4 @@ def test_bad_settings_are_refused() -> None:
     with pytest.raises(ValueError):
         ReadMachine(max_message=0)
     with pytest.raises(ValueError):
-        ReadMachine(idle_timeout=-1)
+        ReadMachine(message_timeout=-1)

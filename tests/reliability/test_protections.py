@@ -354,3 +354,132 @@ def test_max_connections_per_host_closes_the_one_too_many(reactor: Reactor, run,
         listener.close()
         for transport in listener.connections:
             transport.abort()
+
+
+# -- idle deadlines at scale ----------------------------------------------------------
+
+
+class Client:
+    """The echo_clients.py process, spoken to over its stdin and read, line
+    by line, through the reactor itself (add_reader), so the server keeps
+    running while it waits."""
+
+    def __init__(self, reactor: Reactor, port: int) -> None:
+        import subprocess
+        import sys
+        from pathlib import Path
+
+        self.reactor = reactor
+        script = Path(__file__).with_name("echo_clients.py")
+        self.proc = subprocess.Popen([sys.executable, str(script), str(port)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self.proc.stdout is not None
+        self.fd = self.proc.stdout.fileno()
+        self.buffer = b""
+        self.lines: List[str] = []
+        reactor.add_reader(self.fd, self._readable)
+
+    def _readable(self) -> None:
+        chunk = os.read(self.fd, 65536)
+        if not chunk:
+            self.reactor.remove_reader(self.fd)
+        self.buffer += chunk
+        while b"\n" in self.buffer:
+            line, self.buffer = self.buffer.split(b"\n", 1)
+            self.lines.append(line.decode())
+
+    def ask(self, command: str, timeout: float = 60) -> Any:
+        import json
+
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(command + "\n")
+        self.proc.stdin.flush()
+        deadline = time.monotonic() + timeout
+        while not self.lines:
+            assert time.monotonic() < deadline, f"no answer to {command!r}"
+            assert self.proc.poll() is None, "the client process died"
+            self.reactor.run_once(0.01)
+        return json.loads(self.lines.pop(0))
+
+    def close(self) -> None:
+        self.reactor.remove_reader(self.fd)
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        try:
+            self.proc.stdin.write("quit\n")
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        self.proc.wait(30)
+        self.proc.stdout.close()
+
+
+@pytest.mark.timeout(180)
+def test_10000_idle_connections_expire_on_time_and_cost_the_active_nothing(
+        errors: List[Any]) -> None:
+    """Item 1: 10,000 idle connections to a plain user Protocol with a 1 s
+    idle timeout: none closed before 1 s, all in the one loop step at their
+    deadline; 50 active connections beside them keep their latency."""
+    from reactor import DeadlineExceeded
+    from reactor.testing import FakeClock
+
+    clock = FakeClock(0.0)
+    reactor = Reactor(clock=clock)
+    reactor.set_exception_handler(lambda _r, ctx: errors.append(ctx))
+    expired: List[float] = []
+    lost: List[Optional[BaseException]] = []
+
+    class Echo(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data)
+
+        def deadline_exceeded(self, exc: DeadlineExceeded) -> None:
+            expired.append(clock.now())
+
+        def connection_lost(self, exc: Optional[BaseException]) -> None:
+            lost.append(exc)
+
+    listener = reactor.listen_tcp(Echo, "127.0.0.1", 0, idle_timeout=1.0)
+    client = Client(reactor, listener.port)
+    try:
+        assert client.ask("active 50") == {"active": 50}
+        alone = client.ask("measure 1")  # fake time stands still at 0
+        clock.set(0.2)
+        assert client.ask("idle 10000") == {"idle": 10000}
+        for _ in range(100):  # until the last accepts are done
+            if len(listener.connections) == 10050:
+                break
+            reactor.run_once(0.01)
+        assert len(listener.connections) == 10050
+        clock.set(0.7)
+        beside = client.ask("measure 1")  # the active ones now last read at 0.7
+        clock.set(1.2 - 1e-9)
+        reactor.run_once(0)
+        assert expired == []  # none before its deadline (1.2)
+        clock.set(1.2)
+        reactor.run_once(0)
+        assert expired == [1.2] * 10000  # every one, in that one step
+        for _ in range(3):
+            reactor.run_once(0)
+        assert len(lost) == 10000 and all(isinstance(e, DeadlineExceeded) for e in lost)
+        assert len(listener.connections) == 50
+        assert client.ask("closed") == {"closed": 10000}
+        clock.set(1.3)
+        after = client.ask("measure 0.5")
+        for phase in (alone, beside, after):
+            assert phase["errors"] == 0 and phase["count"] > 100, phase
+        # Idle connections cost the active ones nothing per request: the
+        # same latency with 10,000 of them open (generous bounds: this is a
+        # shared machine, and an O(idle) cost per request would be far over).
+        assert beside["p50"] <= 3 * alone["p50"] + 2, (alone, beside)
+        assert errors == []
+    finally:
+        client.close()
+        listener.close()
+        for transport in listener.connections:
+            transport.abort()
+        for _ in range(3):
+            reactor.run_once(0)
+        reactor.close()

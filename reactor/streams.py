@@ -458,8 +458,10 @@ class StreamTransport(Transport):
             self._update_interest()
 
     def resume_reading(self) -> None:
+        """Undo ``pause_reading()``; the idle deadline counts from here."""
         if self._flags & _READING_PAUSED:
             self._flags &= ~_READING_PAUSED
+            self._last_read = self._reactor.time()
             self._update_interest()
 
     def is_reading(self) -> bool:
@@ -645,11 +647,15 @@ class StreamTransport(Transport):
             self._close_with(exc)
 
     def _on_idle_due(self, now: float) -> None:
-        """The idle queue's call: the real last read decides."""
+        """The idle queue's call: the real last read decides.  While the
+        protocol has paused reading, nothing is read but the peer is not
+        idle: look again a whole timeout later."""
         timeout = self._settings.idle_timeout
         if self._flags & _CLOSING or timeout is None:
             return
-        if self._last_read + timeout <= now:
+        if self._flags & _READING_PAUSED:
+            self._group.state().idle_queue(timeout).touch(self, now)
+        elif self._last_read + timeout <= now:
             self._deadline_passed("idle", timeout)
         else:  # bytes came since we were queued: queue again from them
             self._group.state().idle_queue(timeout).touch(self, self._last_read)

@@ -247,3 +247,19 @@ def test_an_idle_timeout_on_settings_is_validated() -> None:
         TransportSettings(idle_timeout=-1)
     with pytest.raises(ValueError, match="max lifetime must be >= 0"):
         TransportSettings(max_lifetime=float("nan"))
+
+
+def test_time_spent_with_reading_paused_is_not_idle(fake: Reactor, clock: FakeClock) -> None:
+    protocol = Plain()
+    _, client = serve_one(fake, protocol, idle_timeout=2)
+    start = clock.now()
+    protocol.transport.pause_reading()  # flow control: the peer may well be sending
+    advance(fake, 7)
+    assert protocol.exceeded == []
+    protocol.transport.resume_reading()  # the idle deadline counts from here
+    advance(fake, 1.999)
+    assert protocol.exceeded == []
+    advance(fake, 0.001)
+    assert protocol.exceeded == [("idle", 2)] and clock.now() == start + 9
+    assert read_to_eof(fake, client) == b""
+    client.close()

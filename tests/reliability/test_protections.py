@@ -483,3 +483,39 @@ def test_10000_idle_connections_expire_on_time_and_cost_the_active_nothing(
         for _ in range(3):
             reactor.run_once(0)
         reactor.close()
+
+
+def test_a_lifetime_deadline_closes_a_connection_busy_the_whole_time(reactor: Reactor,
+                                                                     run) -> None:
+    """Item 5, on the real clock (the fake-clock version, exact to the
+    instant, is in tests/integration/test_stream_deadlines.py)."""
+    from reactor import DeadlineExceeded
+
+    made: List[Tracked] = []
+    listener = reactor.listen_tcp(lambda: made.append(Tracked()) or made[-1], "127.0.0.1", 0,
+                                  max_lifetime=0.5, idle_timeout=0.2)
+    client = socket.create_connection(("127.0.0.1", listener.port))
+    client.setblocking(False)
+    try:
+        run(reactor, lambda: made)
+        opened = time.monotonic()
+        closed_at = None
+        while closed_at is None and time.monotonic() - opened < 5:
+            try:
+                client.send(b"busy")  # every 20 ms: never idle for 0.2 s
+            except OSError:
+                pass
+            until = time.monotonic() + 0.02
+            while time.monotonic() < until:
+                reactor.run_once(0.005)
+            if made[0].lost:
+                closed_at = time.monotonic()
+        assert closed_at is not None
+        assert closed_at - opened >= 0.5 - 0.05  # the clock read at accept came first
+        assert closed_at - opened < 1.5
+        (exc,) = made[0].lost
+        assert isinstance(exc, DeadlineExceeded) and exc.kind == "lifetime"
+        assert made[0].received.startswith(b"busy")
+    finally:
+        client.close()
+        listener.close()

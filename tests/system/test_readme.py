@@ -33,7 +33,7 @@ def python_blocks() -> list:
 
 
 def test_every_python_block_is_run_below() -> None:
-    assert len(python_blocks()) == 2
+    assert len(python_blocks()) == 3
 
 
 def test_readme_protocol_example_runs() -> None:
@@ -81,8 +81,37 @@ def test_every_guarantee_names_tests_that_exist() -> None:
     assert names
 
 
-def test_readme_add_reader_example_runs(capsys) -> None:
+def test_readme_deadline_example_says_goodbye_then_closes() -> None:
     source = python_blocks()[1]
+    assert "idle_timeout=30" in source and "deadline_exceeded" in source
+    namespace: dict = {}
+    exec(compile(source.replace("idle_timeout=30", "idle_timeout=0.3"), "README.rst", "exec"),
+         namespace)
+    reactor, listener = namespace["reactor"], namespace["listener"]
+    try:
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as client:
+            client.setblocking(False)
+            client.sendall(b"bob")
+            got = b""
+            for _ in range(200):  # a greeting, then silence: the goodbye and EOF
+                reactor.run_once(0.01)
+                try:
+                    chunk = client.recv(100)
+                except BlockingIOError:
+                    continue
+                if not chunk:
+                    break
+                got += chunk
+        assert got == b"hello, bobbye: no data received for 0.3s\n"
+    finally:
+        listener.close()
+        for _ in range(3):
+            reactor.run_once(0)
+        reactor.close()
+
+
+def test_readme_add_reader_example_runs(capsys) -> None:
+    source = python_blocks()[2]
     assert "add_reader" in source
     exec(compile(source, "README.rst", "exec"), {})
     assert capsys.readouterr().out == "read b'hello'\n"

@@ -421,7 +421,10 @@ def read_line(reactor: Reactor, answer: Callable[[Optional[str]], None],
             text: Optional[str] = stream.readline() or None
         except (OSError, ValueError):
             text = None
-        reactor.call_soon_threadsafe(answer, text)
+        try:
+            reactor.call_soon_threadsafe(answer, text)
+        except RuntimeError:
+            pass  # the client finished (and closed its reactor) without it
 
     threading.Thread(target=read, name="reactor-stdin", daemon=True).start()
 

@@ -842,7 +842,10 @@ class Reactor:
         """Run ``fn(*args)`` on the reactor thread when signal ``sig``
         arrives; wakes a blocked ``select()``.  Main thread only."""
         def on_signal(signum: int, frame: Any) -> None:
-            self.call_soon_threadsafe(fn, *args)
+            try:
+                self.call_soon_threadsafe(fn, *args)
+            except RuntimeError:
+                pass  # closed between the signal and this call: nobody to tell
 
         previous = signal.signal(sig, on_signal)
         if not self._signals:
@@ -937,10 +940,12 @@ class Reactor:
         way of scheduling work raises ``RuntimeError``.  A worker thread
         blocked in ``run_in_thread`` work still delays the interpreter's
         exit until that work returns."""
-        if self._running:
+        if self._running or self._in_step:
             raise RuntimeError("cannot close a running reactor")
         if self._closed:
             return
+        for sig in list(self._signals):  # before anything can refuse a signal's call
+            self.remove_signal_handler(sig)
         for hook in list(self._close_hooks):
             self.call_user(hook)
         # Cleanup queued until now (by the hooks, say) still runs; bounded,
@@ -950,8 +955,6 @@ class Reactor:
                 break
             self._run_ready()
         self._closed = True
-        for sig in list(self._signals):
-            self.remove_signal_handler(sig)
         if self._executor is not None:
             self._executor.shutdown(wait=False)
             self._executor = None

@@ -620,11 +620,8 @@ class StreamTransport(Transport):
         (that deadline starts over); otherwise it closes with the reason."""
         if self._flags & _CLOSING:
             return
-        if kind == "write":
-            message = (f"peer stopped reading: nothing sent for {timeout:g}s with "
-                       f"{len(self._buffer)} bytes waiting")
-        else:
-            message = deadline_message(kind, timeout)
+        message = self._stall_message(timeout) if kind == "write" \
+            else deadline_message(kind, timeout)
         exc = DeadlineExceeded(kind, timeout, message)
         if self._reactor.tracer is not None:
             tracer = self._reactor.tracer
@@ -633,18 +630,27 @@ class StreamTransport(Transport):
         if self._flags & _CLOSING:
             return  # the protocol closed or aborted (or raised)
         if keep:
+            # Starts over with the setting as it is now: the hook may have
+            # changed it (and so put us in that timeout's queue already).
             now = self._reactor.time()
+            settings = self._settings
             if kind == "write":
-                self._watch_for_stall(timeout)
+                if settings.write_timeout and self._buffer:
+                    self._watch_for_stall(settings.write_timeout)
             elif kind == "idle":
                 self._last_read = now
-                self._group.state().idle_queue(timeout).touch(self, now)
-            else:
-                self._group.state().lifetime_queue(timeout).touch(self, now)
+                if settings.idle_timeout:
+                    self._group.state().idle_queue(settings.idle_timeout).touch(self, now)
+            elif settings.max_lifetime:
+                self._group.state().lifetime_queue(settings.max_lifetime).touch(self, now)
         elif kind == "write":
             self._force_close(exc)  # flushing is what cannot happen
         else:
             self._close_with(exc)
+
+    def _stall_message(self, timeout: float) -> str:
+        return (f"peer stopped reading: nothing sent for {timeout:g}s with "
+                f"{len(self._buffer)} bytes waiting")
 
     def _on_idle_due(self, now: float) -> None:
         """The idle queue's call: the real last read decides.  While the
@@ -721,6 +727,9 @@ class StreamTransport(Transport):
             stall.timer = self._reactor.call_at(deadline, self._check_stall)
         elif stall.reason is not None:
             self._force_close(stall.reason)  # closing for a deadline, and the flush stalled
+        elif self._flags & _CLOSING:  # close() is flushing, and the flush stalled
+            self._force_close(DeadlineExceeded(
+                "write", stall.timeout, self._stall_message(stall.timeout)))
         else:
             self._deadline_passed("write", stall.timeout)
 
@@ -895,6 +904,7 @@ class TransportGroup:
         if self._members or self._shutdown_timer is None:
             return
         self._shutdown_timer.cancel()
+        self._shutdown_timer = None  # done: a later shutdown starts afresh
         callbacks, self._on_done = self._on_done, []
         for fn in callbacks:
             self._reactor.call_user(fn)
@@ -951,11 +961,13 @@ class _ReactorState:
             group.shutdown(grace, group_done)
 
     def close(self) -> None:
-        open_count = sum(len(group) for group in self.live)
-        if not open_count:
-            return
+        # Those already closing were closed by their owners: no warning for
+        # them, but they are aborted too (their flush would never finish).
+        open_count = sum(not t.is_closing() for group in self.live for t in group)
         for group in list(self.live):
             group.abort()  # their connection_lost calls run during close()
+        if not open_count:
+            return
         warnings.warn(f"the reactor was closed with {open_count} transport(s) still open; "
                       f"they were aborted", ResourceWarning, stacklevel=2, source=self.reactor)
 

@@ -232,9 +232,11 @@ class MemoryTransport(Transport):
         del self._timers[kind]
         timeout = self.idle_timeout if kind == "idle" else self.max_lifetime
         assert self.reactor is not None and timeout is not None and self.protocol is not None
+        if kind == "idle" and not self.reading:  # paused: the peer is not idle
+            self._last_read = self.reactor.time()
         since = self._last_read if kind == "idle" else self._opened
         if since + timeout > self.reactor.time():
-            self._arm(kind)  # read since: not due yet
+            self._arm(kind)  # read since (or paused): not due yet
             return
         exc = DeadlineExceeded(kind, timeout, deadline_message(kind, timeout))
         keep = self._call(self.protocol.deadline_exceeded, exc)
@@ -309,6 +311,8 @@ class MemoryTransport(Transport):
 
     def resume_reading(self) -> None:
         if not self.closed:
+            if not self.reading and self.reactor is not None:
+                self._last_read = self.reactor.time()  # idle counts from here
             self.reading = True
             self._deliver()
 
@@ -346,6 +350,8 @@ class MemoryTransport(Transport):
         return self.idle_timeout
 
     def set_max_lifetime(self, seconds: Optional[float]) -> None:
+        if self.max_lifetime is None and self.protocol is not None and self.reactor:
+            self._opened = self.reactor.time()  # counted from now, as on a real transport
         self.max_lifetime = seconds or None
         self._arm("lifetime")
 

@@ -263,3 +263,55 @@ def test_time_spent_with_reading_paused_is_not_idle(fake: Reactor, clock: FakeCl
     assert protocol.exceeded == [("idle", 2)] and clock.now() == start + 9
     assert read_to_eof(fake, client) == b""
     client.close()
+
+
+def test_a_close_whose_flush_stalls_is_aborted_at_the_write_timeout(
+        fake: Reactor, clock: FakeClock) -> None:
+    protocol = Plain()
+    listener = fake.listen_tcp(lambda: protocol, "127.0.0.1", 0, write_timeout=2)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect(("127.0.0.1", listener.port))  # and never reads
+    try:
+        for _ in range(100):
+            if protocol.transport is not None:
+                break
+            fake.run_once(0.01)
+        listener.close()
+        protocol.transport.write(b"z" * (8 << 20))
+        protocol.transport.close()  # flushing, to a peer that never reads
+        advance(fake, 1.999)
+        assert protocol.lost == []
+        advance(fake, 0.001)
+        for _ in range(3):
+            fake.run_once(0)
+        (exc,) = protocol.lost
+        assert isinstance(exc, DeadlineExceeded) and exc.kind == "write"
+        assert protocol.exceeded == []  # closing already: no hook to ask
+    finally:
+        client.close()
+
+
+def test_a_hook_that_changes_the_timeout_and_keeps_the_connection(
+        fake: Reactor, clock: FakeClock) -> None:
+    start = clock.now()
+
+    class Extends(Plain):
+        def deadline_exceeded(self, exc: DeadlineExceeded) -> Optional[bool]:
+            self.exceeded.append((exc.kind, exc.timeout))
+            if len(self.exceeded) == 1:
+                self.transport.set_max_lifetime(10)  # a new lease...
+                return True  # ...which starts over now
+            return False
+
+    protocol = Extends()
+    _, client = serve_one(fake, protocol, max_lifetime=3)
+    advance(fake, 3)
+    assert protocol.exceeded == [("lifetime", 3)]
+    advance(fake, 9.999)  # the old lifetime's queue must not call again at +6
+    assert protocol.exceeded == [("lifetime", 3)]
+    advance(fake, 0.001)
+    assert protocol.exceeded == [("lifetime", 3), ("lifetime", 10)]
+    assert clock.now() == start + 13
+    assert read_to_eof(fake, client) == b""
+    client.close()

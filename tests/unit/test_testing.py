@@ -450,3 +450,17 @@ def test_memory_transport_without_a_reactor_never_times_out() -> None:
     assert transport.get_idle_timeout() == 1 and protocol.exceeded == []
     transport.close()
     assert protocol.lost == [None]
+
+
+def test_memory_transport_paused_reading_is_not_idle(clock: FakeClock,
+                                                     fake_reactor: Reactor) -> None:
+    protocol = Timed()
+    transport = MemoryTransport(reactor=fake_reactor)
+    transport.set_idle_timeout(2)
+    transport.connect(protocol)
+    transport.pause_reading()
+    advance(fake_reactor, 7)
+    assert protocol.exceeded == []
+    transport.resume_reading()
+    advance(fake_reactor, 2)
+    assert protocol.exceeded == [("idle", 2)]

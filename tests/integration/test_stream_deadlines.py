@@ -65,6 +65,22 @@ def serve_one(reactor: Reactor, protocol: Plain, **settings: Any
     return listener, client
 
 
+def serve_one_that_never_reads(reactor: Reactor, protocol: Plain, **settings: Any
+                               ) -> socket.socket:
+    """As ``serve_one``, but the client's receive buffer is tiny and it never
+    reads: whatever the server writes beyond a few KiB stays buffered."""
+    listener = reactor.listen_tcp(lambda: protocol, "127.0.0.1", 0, **settings)
+    client = socket.socket()
+    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    client.connect(("127.0.0.1", listener.port))
+    for _ in range(100):
+        if protocol.transport is not None:
+            break
+        reactor.run_once(0.01)
+    listener.close()
+    return client
+
+
 def echo(reactor: Reactor, sock: socket.socket, data: bytes) -> None:
     """Send ``data`` and run the loop until it comes back."""
     sock.sendall(data)
@@ -166,16 +182,8 @@ def test_a_flush_that_stalls_after_a_deadline_is_aborted(fake: Reactor,
     from reactor.streams import FLUSH_AFTER_DEADLINE
 
     protocol = Plain(goodbye=b"x" * (8 << 20))  # far more than the socket buffers take
-    listener = fake.listen_tcp(lambda: protocol, "127.0.0.1", 0, idle_timeout=1)
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.connect(("127.0.0.1", listener.port))  # and never reads
+    client = serve_one_that_never_reads(fake, protocol, idle_timeout=1)
     try:
-        for _ in range(100):
-            if protocol.transport is not None:
-                break
-            fake.run_once(0.01)
-        listener.close()
         advance(fake, 1)
         assert protocol.exceeded == [("idle", 1)] and protocol.transport.is_closing()
         assert protocol.transport.get_write_buffer_size() > 0  # flushing
@@ -191,16 +199,8 @@ def test_a_flush_that_stalls_after_a_deadline_is_aborted(fake: Reactor,
 
 def test_write_stall_is_a_deadline_too(fake: Reactor, clock: FakeClock) -> None:
     protocol = Plain()
-    listener = fake.listen_tcp(lambda: protocol, "127.0.0.1", 0, write_timeout=2)
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.connect(("127.0.0.1", listener.port))
+    client = serve_one_that_never_reads(fake, protocol, write_timeout=2)
     try:
-        for _ in range(100):
-            if protocol.transport is not None:
-                break
-            fake.run_once(0.01)
-        listener.close()
         protocol.transport.write(b"y" * (8 << 20))
         advance(fake, 2)
         assert protocol.exceeded == [("write", 2)]
@@ -268,16 +268,8 @@ def test_time_spent_with_reading_paused_is_not_idle(fake: Reactor, clock: FakeCl
 def test_a_close_whose_flush_stalls_is_aborted_at_the_write_timeout(
         fake: Reactor, clock: FakeClock) -> None:
     protocol = Plain()
-    listener = fake.listen_tcp(lambda: protocol, "127.0.0.1", 0, write_timeout=2)
-    client = socket.socket()
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    client.connect(("127.0.0.1", listener.port))  # and never reads
+    client = serve_one_that_never_reads(fake, protocol, write_timeout=2)
     try:
-        for _ in range(100):
-            if protocol.transport is not None:
-                break
-            fake.run_once(0.01)
-        listener.close()
         protocol.transport.write(b"z" * (8 << 20))
         protocol.transport.close()  # flushing, to a peer that never reads
         advance(fake, 1.999)

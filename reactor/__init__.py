@@ -3,6 +3,8 @@
 Public names only; each lives in the module named after its concept.
 """
 
+from .framed import LengthPrefixedProtocol, LineProtocol
+from .framing import FrameTooLong
 from .listeners import Listener
 from .loop import EVENT_READ, EVENT_WRITE, Handle, InternalError, IOHandler, Reactor
 from .protocols import Protocol
@@ -18,9 +20,12 @@ __all__ = [
     "DeadlineExceeded",
     "EVENT_READ",
     "EVENT_WRITE",
+    "FrameTooLong",
     "Handle",
     "InternalError",
     "IOHandler",
+    "LengthPrefixedProtocol",
+    "LineProtocol",
     "Listener",
     "MonotonicClock",
     "Protocol",

@@ -202,8 +202,8 @@ class _Stall:
         self.progress = progress
         #: Seconds without progress allowed.
         self.timeout = timeout
-        #: The deadline closing the connection once flushed, if one is.
-        self.reason: Optional[DeadlineExceeded] = None
+        #: Why the connection is closing once flushed (a deadline, say).
+        self.reason: Optional[BaseException] = None
 
 
 class StreamTransport(Transport):
@@ -435,10 +435,12 @@ class StreamTransport(Transport):
     def can_write_eof(self) -> bool:
         return True
 
-    def close(self) -> None:
+    def close(self, reason: Optional[BaseException] = None) -> None:
         """Stop reading, flush the write buffer, then close.
-        ``connection_lost(None)`` follows.  Idempotent."""
-        self._close_with(None)
+        ``connection_lost(reason)`` follows (with a reason, a flush that
+        stalls is aborted after ``FLUSH_AFTER_DEADLINE`` or the write
+        timeout).  Idempotent."""
+        self._close_with(reason)
 
     def abort(self) -> None:
         """Close now, dropping anything still buffered.
@@ -540,10 +542,11 @@ class StreamTransport(Transport):
         return self._settings.max_lifetime
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """``"peername"``, ``"sockname"`` or ``"socket"``; ``default`` for
-        anything else, or once the socket is closed.  Asked of the socket
-        each time (nothing is cached per connection), so keep what you need
-        from ``connection_made``."""
+        """``"peername"``, ``"sockname"``, ``"socket"`` or ``"reactor"``
+        (the one this transport runs on); ``default`` for anything else, or
+        once the socket is closed.  Asked of the socket each time (nothing
+        is cached per connection), so keep what you need from
+        ``connection_made``."""
         try:
             if name == "peername":
                 return self._sock.getpeername()
@@ -551,6 +554,8 @@ class StreamTransport(Transport):
                 return self._sock.getsockname()
         except OSError:
             return default
+        if name == "reactor":
+            return self._reactor
         return self._sock if name == "socket" else default
 
     def get_protocol(self) -> Optional["Protocol"]:
@@ -598,7 +603,7 @@ class StreamTransport(Transport):
         })
         self._force_close(exc)
 
-    def _close_with(self, reason: Optional[DeadlineExceeded]) -> None:
+    def _close_with(self, reason: Optional[BaseException]) -> None:
         """``close()``, with ``reason`` for ``connection_lost``; a flush
         that then stalls is aborted (``FLUSH_AFTER_DEADLINE``)."""
         if self._flags & _CLOSING:
@@ -697,7 +702,7 @@ class StreamTransport(Transport):
             state.lifetime_queue(seconds).touch(self, opened)
 
     def _watch_for_stall(self, timeout: float,
-                         reason: Optional[DeadlineExceeded] = None) -> None:
+                         reason: Optional[BaseException] = None) -> None:
         # Lazy: one timer per stall period, none per write.  A timer left
         # over from an earlier stall fires early, finds progress, re-arms.
         now = self._reactor.time()

@@ -292,11 +292,11 @@ class MemoryTransport(Transport):
     def can_write_eof(self) -> bool:
         return True
 
-    def close(self) -> None:
+    def close(self, reason: Optional[BaseException] = None) -> None:
         if not self.closed:
             self.closed = True
             self.reading = False
-            self._lost_with(None)
+            self._lost_with(reason)
 
     def abort(self) -> None:
         if not self.closed:
@@ -336,7 +336,7 @@ class MemoryTransport(Transport):
         self.buffer_limits = (low, high)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        value = self._extra.get(name)
+        value = self.reactor if name == "reactor" else self._extra.get(name)
         return default if value is None else value
 
     def get_protocol(self) -> Optional[Protocol]:

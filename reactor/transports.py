@@ -42,8 +42,10 @@ Buffer = Union[bytes, bytearray, memoryview]
 class DeadlineExceeded(TimeoutError):
     """A connection's deadline passed: ``Protocol.deadline_exceeded`` and
     then ``connection_lost`` receive it.  ``kind`` is ``"idle"`` (no bytes
-    received for ``timeout`` seconds), ``"lifetime"`` (open that long) or
-    ``"write"`` (buffered output made no progress that long)."""
+    received for ``timeout`` seconds), ``"lifetime"`` (open that long),
+    ``"write"`` (buffered output made no progress that long) or
+    ``"message"`` (a frame begun and not finished that long: see
+    ``reactor.framed``)."""
 
     def __init__(self, kind: str, timeout: float, message: str) -> None:
         super().__init__(message)
@@ -72,17 +74,18 @@ class BaseTransport:
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         """Optional information about the connection: ``"peername"``,
-        ``"sockname"`` and ``"socket"`` for sockets; ``default`` for
-        anything the transport does not know."""
+        ``"sockname"`` and ``"socket"`` for sockets, ``"reactor"`` for the
+        reactor it runs on; ``default`` for anything the transport does not
+        know."""
         raise NotImplementedError
 
     def is_closing(self) -> bool:
         """True once the transport is closing or closed."""
         raise NotImplementedError
 
-    def close(self) -> None:
-        """Close after flushing what was written; ``connection_lost(None)``
-        follows.  Idempotent."""
+    def close(self, reason: Optional[BaseException] = None) -> None:
+        """Close after flushing what was written; ``connection_lost(reason)``
+        follows (``None``: a clean close).  Idempotent."""
         raise NotImplementedError
 
     def get_protocol(self) -> Optional["Protocol"]:

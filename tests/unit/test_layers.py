@@ -29,7 +29,7 @@ LAYERS: List[Set[str]] = [
     {"timers", "trace", "selector", "addresses", "machines", "framing"},
     {"loop"},
     {"protocols", "transports", "deadlines"},
-    {"streams"},
+    {"streams", "framed"},
     {"listeners"},
     {"tcp"},
     {"testing", "conversations", "clients"},

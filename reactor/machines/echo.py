@@ -6,9 +6,10 @@ Without a record size every byte is sent back as soon as it arrives.  With
 ``record_size`` set (the original used SO_RCVLOWAT = 250) bytes are held
 until a whole record is in, then the complete records are sent back, so the
 peer sees exactly what a low-water mark would have produced whatever the
-segmentation.  A partial record left when the peer closes is dropped and
-reported as ``IncompleteRecord``.  A record in progress counts as a message
-for the message deadline (``base.Deadlines``).
+segmentation: ``reactor.framing.RecordFramer`` does the cutting.  A
+partial record left when the peer closes is dropped and reported as
+``IncompleteRecord``.  A record in progress counts as a message for the
+message deadline (``base.Deadlines``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from __future__ import annotations
 import enum
 from typing import List, Optional
 
+from ..framing import RecordFramer
 from .base import Echoed, EndOfStream, Event, IncompleteRecord, Machine
 
 __all__ = ["State", "Trigger", "TRANSITIONS", "EchoMachine"]
@@ -79,7 +81,7 @@ class EchoMachine(Machine):
     # one of these per connection.
     TRANSITIONS, INITIAL, CLOSED, TIMEOUT = TRANSITIONS, S.NEW, S.CLOSED, T.TIMEOUT
 
-    __slots__ = ("record_size", "report_echoes", "_held")
+    __slots__ = ("record_size", "report_echoes", "_records")
 
     def __init__(self, *, message_timeout: Optional[float] = None,
                  record_size: Optional[int] = None, report_echoes: bool = True) -> None:
@@ -90,7 +92,8 @@ class EchoMachine(Machine):
         #: Whether to report an ``Echoed`` event per chunk (for logging);
         #: a server that does not log them is spared one object per chunk.
         self.report_echoes = report_echoes
-        self._held: Optional[bytearray] = None
+        #: Cuts the stream into records (only with a record size).
+        self._records = RecordFramer(record_size) if record_size is not None else None
 
     # -- inputs (outputs, the transition check and handle_timer: base.Machine)
 
@@ -102,31 +105,24 @@ class EchoMachine(Machine):
         state = self.state
         if state is not _OPEN and state is not _IN_RECORD:
             self._to(_ECHOED)  # raises MachineError naming the state
-        size = self.record_size
-        if size is None:  # no records, no messages: no deadline to keep
+        records = self._records
+        if records is None:  # no records, no messages: no deadline to keep
             self._outgoing = self._outgoing + data if self._outgoing else data
             if state is not _OPEN:
                 self._to(_ECHOED)  # the common case, OPEN -> OPEN, needs no lookup
             return [Echoed(data)] if self.report_echoes else []
-        held = self._held
-        if held is None:
-            held = self._held = bytearray(data)
-        else:
-            held += data
-        whole = len(held) - len(held) % size
+        whole = records.feed(data)
         events: List[Event] = []
         if whole:
-            out = bytes(held[:whole])
-            del held[:whole]
+            out = b"".join(whole)
             self._outgoing = self._outgoing + out if self._outgoing else out
             if self.report_echoes:
                 events.append(Echoed(out))
-        if held:
+        if records.pending:
             if state is _OPEN or whole:  # a new record began in this chunk
                 self.message_started = now
             self._to(_PARTIAL)
         else:
-            self._held = None
             self.message_started = None
             self._to(_ECHOED)
         self._refresh_deadline()
@@ -135,11 +131,11 @@ class EchoMachine(Machine):
     def receive_eof(self, now: float) -> List[Event]:
         self._to(T.EOF)
         events: List[Event] = []
-        if self._held:
-            events.append(IncompleteRecord(len(self._held)))
-            self._held = None
+        if self._records is not None and self._records.pending:
+            events.append(IncompleteRecord(len(self._records.take_pending())))
         events.append(EndOfStream())
         return events
 
     def _drop_held(self) -> None:
-        self._held = None
+        if self._records is not None:
+            self._records.take_pending()

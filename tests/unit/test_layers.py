@@ -26,7 +26,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "reactor"
 #: Bottom layer first.  A package (``machines``) counts as one module for
 #: the rest; inside it, its modules may import each other.
 LAYERS: List[Set[str]] = [
-    {"timers", "trace", "selector", "addresses", "machines", "framing"},
+    {"timers", "trace", "selector", "addresses", "framing"},
+    {"machines"},
     {"loop"},
     {"protocols", "transports", "deadlines"},
     {"streams", "framed"},

@@ -62,8 +62,8 @@ from .selector import default_selector
 from .timers import Clock, MonotonicClock, TimerHandle, TimerQueue
 from .trace import Tracer
 
-__all__ = ["Reactor", "Handle", "ThreadCall", "IOHandler", "Counters", "InternalError",
-           "EVENT_READ", "EVENT_WRITE"]
+__all__ = ["Reactor", "Handle", "PeriodicCall", "ThreadCall", "IOHandler", "Counters",
+           "InternalError", "EVENT_READ", "EVENT_WRITE"]
 
 logger = logging.getLogger("reactor")
 
@@ -218,6 +218,61 @@ class ThreadCall:
             self._reactor.call_soon(fn, self)
 
 
+class PeriodicCall:
+    """What ``Reactor.call_every`` returns: ``cancel()`` stops the calls.
+
+    The calls keep to a fixed rate: the n-th is due at ``start + n *
+    interval``, worked out from ``n`` (not by adding intervals up), so
+    nothing drifts however many there are.  A call the loop could not make
+    in time is not made twice: when one comes late by whole intervals, those
+    ticks are skipped and counted in ``skipped`` (Twisted's
+    ``LoopingCall.withCount`` passes the same count), and the next stays on
+    the grid.  ``calls`` counts the calls made.  An exception from the
+    function is reported and the calls go on.
+    """
+
+    __slots__ = ("_reactor", "_fn", "_args", "interval", "_start", "_ticks", "_timer",
+                 "calls", "skipped", "cancelled")
+
+    def __init__(self, reactor: "Reactor", interval: float, fn: Callable[..., Any],
+                 args: Tuple[Any, ...]) -> None:
+        if not interval > 0:
+            raise ValueError(f"interval must be positive, not {interval!r}")
+        self._reactor = reactor
+        self._fn = fn
+        self._args = args
+        self.interval = interval
+        self._start = reactor.time()
+        self._ticks = 1  # the tick now scheduled
+        self.calls = 0
+        self.skipped = 0
+        self.cancelled = False
+        self._timer = reactor.call_at(self._start + interval, self._tick)
+
+    def cancel(self) -> None:
+        """No more calls.  Harmless if called again."""
+        self.cancelled = True
+        self._timer.cancel()
+
+    def _tick(self) -> None:
+        now = self._reactor.time()
+        due = self._start + self._ticks * self.interval
+        late = int((now - due) // self.interval)  # whole intervals missed
+        if late > 0:
+            self.skipped += late
+        self._ticks += max(late, 0) + 1
+        # Scheduled before the call, so that the function may cancel it.
+        self._timer = self._reactor.call_at(self._start + self._ticks * self.interval,
+                                            self._tick)
+        self.calls += 1
+        self._reactor.call_user(self._fn, *self._args, periodic=self)
+
+    def __repr__(self) -> str:
+        name = getattr(self._fn, "__qualname__", repr(self._fn))
+        state = " cancelled" if self.cancelled else ""
+        return f"<PeriodicCall every {self.interval:g}s {name}{state}>"
+
+
 class Handle:
     """A callback waiting in the ready queue.  ``cancel()`` stops it."""
 
@@ -314,7 +369,7 @@ class Reactor:
         self._clock = clock if clock is not None else MonotonicClock()
         # Bound once: read per timer and per step (benchmarks/timers.py).
         self._now = self._clock.now
-        self._timers = TimerQueue()
+        self._timers = TimerQueue(self._now)
         self._ready: Deque[Handle] = collections.deque()
         self._running = False
         self._stopping = False
@@ -396,6 +451,14 @@ class Reactor:
         if self._closed:
             raise RuntimeError("this reactor is closed")
         return self._timers.push(self._now() + delay, fn, args)
+
+    def call_every(self, interval: float, fn: Callable[..., Any], *args: Any) -> PeriodicCall:
+        """Call ``fn(*args)`` every ``interval`` seconds, the first time one
+        interval from now, at a fixed rate with no drift; calls the loop
+        could not make in time are skipped and counted, never made twice
+        (see ``PeriodicCall``)."""
+        self._check_open()
+        return PeriodicCall(self, interval, fn, args)
 
     def next_deadline(self) -> Optional[float]:
         """The deadline of the nearest pending timer, or ``None``."""

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reactor import Reactor
-from reactor.testing import FakeClock
+from reactor.testing import FakeClock, advance
 from reactor.timers import MonotonicClock, TimerHandle, TimerQueue
 
 pytestmark = pytest.mark.timeout(30)
@@ -236,3 +236,108 @@ def test_monotonic_clock_does_not_go_backwards() -> None:
     c = MonotonicClock()
     readings: List[Any] = [c.now() for _ in range(1000)]
     assert readings == sorted(readings)
+
+
+# -- TimerHandle.reset -----------------------------------------------------------------
+
+
+def test_reset_later_fires_at_the_new_time_and_costs_no_entry_per_reset(
+        clock: FakeClock, fake_reactor: Reactor) -> None:
+    fired: List[float] = []
+    handle = fake_reactor.call_later(5, lambda: fired.append(clock.now()))
+    start = clock.now()
+    for _ in range(1000):
+        clock.advance(0.001)
+        handle.reset(5)  # activity: the timeout moves on
+    assert fake_reactor._timers.heap_size == 1  # no entry per reset
+    advance(fake_reactor, 4.999)
+    assert fired == []
+    advance(fake_reactor, 0.001)
+    assert fired == [pytest.approx(start + 6)]
+    with pytest.raises(RuntimeError, match="already fired"):
+        handle.reset(1)
+
+
+def test_reset_earlier_and_the_counts_stay_right(clock: FakeClock,
+                                                  fake_reactor: Reactor) -> None:
+    fired: List[str] = []
+    late = fake_reactor.call_later(10, fired.append, "late")
+    other = fake_reactor.call_later(4, fired.append, "other")
+    assert len(fake_reactor._timers) == 2
+    late.reset(2)  # earlier: a new entry, the old one dead
+    assert len(fake_reactor._timers) == 2 and fake_reactor.next_deadline() == clock.now() + 2
+    late.reset(6)  # later again: no new entry
+    late.reset(3)
+    advance(fake_reactor, 3)
+    assert fired == ["late"]
+    advance(fake_reactor, 10)
+    assert fired == ["late", "other"]
+    assert len(fake_reactor._timers) == 0 and fake_reactor.next_deadline() is None
+    other.cancel()  # harmless after firing
+    cancelled = fake_reactor.call_later(5, fired.append, "never")
+    cancelled.reset(1)
+    cancelled.cancel()
+    with pytest.raises(RuntimeError, match="cancelled"):
+        cancelled.reset(1)
+    advance(fake_reactor, 10)
+    assert fired == ["late", "other"] and len(fake_reactor._timers) == 0
+
+
+def test_many_moved_timers_are_compacted() -> None:
+    queue = TimerQueue(now=lambda: 0.0)
+    handles = [queue.push(1000.0 + i, print, ()) for i in range(200)]
+    for handle in handles:
+        queue.move(handle, 1.0)  # earlier: each leaves a dead entry
+    for handle in handles[:150]:
+        handle.cancel()  # enough dead entries to compact
+    assert len(queue) == 50
+    assert queue.heap_size < 400
+    assert [h.when for h in queue.pop_due(2000.0)] == [1.0] * 50
+
+
+# -- call_every ---------------------------------------------------------------------------
+
+
+def test_call_every_10000_ticks_without_drift(clock: FakeClock, fake_reactor: Reactor) -> None:
+    times: List[float] = []
+    start = clock.now()
+    periodic = fake_reactor.call_every(0.1, lambda: times.append(clock.now()))
+    advance(fake_reactor, 10_000 * 0.1)
+    assert periodic.calls == 10_000 and periodic.skipped == 0
+    assert times == [start + n * 0.1 for n in range(1, 10_001)]  # each on its exact tick
+    periodic.cancel()
+    advance(fake_reactor, 1)
+    assert periodic.calls == 10_000
+
+
+def test_call_every_skips_and_counts_missed_ticks(clock: FakeClock,
+                                                  fake_reactor: Reactor) -> None:
+    times: List[float] = []
+    start = clock.now()
+    periodic = fake_reactor.call_every(1.0, lambda: times.append(clock.now()))
+    clock.advance(4.5)  # the loop was busy: ticks 1, 2, 3 and 4 are due at once
+    fake_reactor.run_once(0)
+    assert times == [start + 4.5] and periodic.skipped == 3  # one call, not four
+    advance(fake_reactor, 0.5)
+    assert times == [start + 4.5, start + 5.0]  # back on the grid
+    assert periodic.calls == 2 and "every 1s" in repr(periodic)
+
+
+def test_call_every_can_be_cancelled_from_inside_and_survives_errors(
+        clock: FakeClock, fake_reactor: Reactor, errors: list) -> None:
+    count = [0]
+
+    def tick() -> None:
+        count[0] += 1
+        if count[0] == 2:
+            raise ValueError("second tick")
+        if count[0] == 4:
+            periodic.cancel()
+
+    periodic = fake_reactor.call_every(1.0, tick)
+    advance(fake_reactor, 10)
+    assert count[0] == 4 and periodic.cancelled
+    assert [(type(e["exception"]), e["callback"], e["periodic"]) for e in errors] == [
+        (ValueError, tick, periodic)]
+    with pytest.raises(ValueError, match="positive"):
+        fake_reactor.call_every(0, tick)

@@ -8,6 +8,7 @@ from .framing import FrameTooLong
 from .listeners import Listener
 from .loop import EVENT_READ, EVENT_WRITE, Handle, InternalError, IOHandler, Reactor
 from .protocols import Protocol
+from .reconnect import ReconnectingClient
 from .streams import StreamTransport, TransportSettings
 from .tcp import ConnectError, Connector
 from .timers import Clock, MonotonicClock, TimerHandle
@@ -30,6 +31,7 @@ __all__ = [
     "MonotonicClock",
     "Protocol",
     "Reactor",
+    "ReconnectingClient",
     "StreamTransport",
     "TimerHandle",
     "Transport",

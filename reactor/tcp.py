@@ -28,7 +28,13 @@ from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple
 from .addresses import format_address
 from .listeners import Listener, ProtocolFactory
 from .loop import EVENT_WRITE
-from .streams import DEFAULT_MAX_WRITE_BUFFER, DEFAULT_SETTINGS, StreamTransport, TransportSettings
+from .streams import (
+    DEFAULT_MAX_WRITE_BUFFER,
+    DEFAULT_SETTINGS,
+    StreamTransport,
+    TransportGroup,
+    TransportSettings,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -237,7 +243,8 @@ def connect_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory, host: str
                 *, timeout: Optional[float] = 30.0, write_timeout: Optional[float] = None,
                 idle_timeout: Optional[float] = None, max_lifetime: Optional[float] = None,
                 max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER,
-                local_addr: Optional[Tuple[str, int]] = None) -> "Connector":
+                local_addr: Optional[Tuple[str, int]] = None,
+                group: Optional[TransportGroup] = None) -> "Connector":
     """Open a TCP connection without blocking; see ``Connector``.  The
     deadline keywords are ``listen_tcp``'s."""
     if reactor.is_closed():
@@ -247,7 +254,7 @@ def connect_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory, host: str
                                                  idle_timeout=idle_timeout,
                                                  max_lifetime=max_lifetime,
                                                  max_write_buffer=max_write_buffer),
-                     local_addr=local_addr)
+                     local_addr=local_addr, group=group)
 
 
 DoneCallback = Callable[["Connector"], None]
@@ -271,13 +278,17 @@ class Connector:
     ``settings`` are the transport's (``connect_tcp`` makes them).
     ``local_addr`` (``(host, port)``) binds the socket before connecting, e.g.
     to pick the source address; addresses of the other family are skipped.
+    ``group`` is the ``TransportGroup`` the connection joins (by default the
+    reactor's own): its ``on_leave`` hears when the connection is gone.
     """
 
     def __init__(self, reactor: "Reactor", protocol_factory: ProtocolFactory,
                  host: str, port: int, *, timeout: Optional[float] = 30.0,
                  settings: Optional[TransportSettings] = None,
-                 local_addr: Optional[Tuple[str, int]] = None) -> None:
+                 local_addr: Optional[Tuple[str, int]] = None,
+                 group: Optional[TransportGroup] = None) -> None:
         self._reactor = reactor
+        self._group = group
         self._local_addr = local_addr
         self._settings = settings or DEFAULT_SETTINGS
         self._protocol_factory = protocol_factory
@@ -405,7 +416,8 @@ class Connector:
             self._finish(ConnectError(self.host, self.port, reason), reported=bool(failures))
             return
         self.protocol = protocol
-        self.transport = StreamTransport(self._reactor, sock, protocol, settings=self._settings)
+        self.transport = StreamTransport(self._reactor, sock, protocol, settings=self._settings,
+                                         group=self._group)
         failure = self.transport.start()
         if failure is not None:
             # connection_made raised: the transport has reported it and

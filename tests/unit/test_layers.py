@@ -33,7 +33,7 @@ LAYERS: List[Set[str]] = [
     {"streams", "framed"},
     {"listeners"},
     {"tcp"},
-    {"testing", "conversations", "clients"},
+    {"testing", "conversations", "clients", "reconnect"},
     {"demo"},
     {"cli"},
     {"__init__", "__main__"},

@@ -592,9 +592,7 @@ class StreamTransport(Transport):
                                        protocol=self._protocol, transport=self)
 
     def _overflow(self, size: int, limit: int) -> None:
-        exc = WriteBufferFull(
-            f"write() would buffer {size} bytes, past max_write_buffer ({limit}): the peer "
-            f"is not reading and the protocol kept writing (ignoring pause_writing?)")
+        exc = WriteBufferFull.past(size, limit)
         self._reactor.call_exception_handler({
             "message": "write buffer limit exceeded; connection aborted",
             "exception": exc,
@@ -654,8 +652,7 @@ class StreamTransport(Transport):
             self._close_with(exc)
 
     def _stall_message(self, timeout: float) -> str:
-        return (f"peer stopped reading: nothing sent for {timeout:g}s with "
-                f"{len(self._buffer)} bytes waiting")
+        return deadline_message("write", timeout, len(self._buffer))
 
     def _on_idle_due(self, now: float) -> None:
         """The idle queue's call: the real last read decides.  While the

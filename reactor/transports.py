@@ -53,11 +53,14 @@ class DeadlineExceeded(TimeoutError):
         self.timeout = timeout
 
 
-def deadline_message(kind: str, timeout: float) -> str:
-    """What a ``DeadlineExceeded`` of ``kind`` says (idle and lifetime; a
-    write stall also says how much is waiting)."""
+def deadline_message(kind: str, timeout: float, waiting: int = 0) -> str:
+    """What a ``DeadlineExceeded`` of ``kind`` says (idle, lifetime, or a
+    write stall with ``waiting`` bytes in the buffer)."""
     if kind == "idle":
         return f"no data received for {timeout:g}s"
+    if kind == "write":
+        return (f"peer stopped reading: nothing sent for {timeout:g}s with "
+                f"{waiting} bytes waiting")
     return f"connection open for {timeout:g}s, its longest allowed"
 
 
@@ -65,6 +68,13 @@ class WriteBufferFull(BufferError):
     """A ``write()`` would have taken the write buffer past its limit
     (``max_write_buffer``): the connection is aborted and
     ``connection_lost`` receives this."""
+
+    @classmethod
+    def past(cls, size: int, limit: int) -> "WriteBufferFull":
+        """The error for a write that would buffer ``size`` bytes."""
+        return cls(f"write() would buffer {size} bytes, past max_write_buffer ({limit}): "
+                   f"the peer is not reading and the protocol kept writing "
+                   f"(ignoring pause_writing?)")
 
 
 class BaseTransport:

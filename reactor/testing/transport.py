@@ -8,8 +8,9 @@ from typing import Any, Callable, Deque, Dict, Iterable, List, Optional, Tuple
 
 from ..loop import Reactor
 from ..protocols import Protocol
+from ..streams import DEFAULT_MAX_WRITE_BUFFER, FLUSH_AFTER_DEADLINE
 from ..timers import TimerHandle
-from ..transports import Buffer, DeadlineExceeded, Transport, deadline_message
+from ..transports import Buffer, DeadlineExceeded, Transport, WriteBufferFull, deadline_message
 
 __all__ = ["MemoryTransport"]
 
@@ -17,33 +18,53 @@ __all__ = ["MemoryTransport"]
 class MemoryTransport(Transport):
     """A transport that records instead of sending.
 
-    What the protocol wrote is in ``value()``; ``eof_written``, ``closed``,
-    ``aborted`` and ``reading`` say what else it asked for.  ``feed()``,
-    ``feed_eof()`` and ``lose()`` play the peer.  Like the real transport,
-    ``connection_lost`` is called once, and never from inside another
-    protocol callback: a close requested during a callback is delivered
-    when that callback returns.  Exceptions from the protocol propagate to
-    the test.
+    What the peer has read of the protocol's writes is in ``value()`` (each
+    ``write()`` call is also in ``writes``); ``eof_written``, ``closed``,
+    ``aborted`` and ``reading`` say what else the protocol asked for.
+    ``feed()``, ``feed_eof()`` and ``lose()`` play the peer.  Like the real
+    transport, ``connection_lost`` is called once, and never from inside
+    another protocol callback: a close requested during a callback is
+    delivered when that callback returns.  Exceptions from the protocol
+    propagate to the test.
 
-    Given a ``reactor`` (one with a ``FakeClock``, typically), it keeps the
-    idle and lifetime deadlines too, on that reactor's clock: the protocol
-    hears ``deadline_exceeded`` and, unless it keeps the connection, it is
-    closed and ``connection_lost`` receives the ``DeadlineExceeded``.
-    Without one, deadlines are remembered but never fire.
+    **The write buffer.**  By default the simulated peer reads everything
+    at once, so the buffer stays empty.  With ``peer_reading=False`` (or
+    ``set_peer_reading(False)``) writes wait in the buffer until the test
+    calls ``peer_read(n)``, and the transport behaves as a real one whose
+    peer is slow: past the high-water mark the protocol hears
+    ``pause_writing``, at or under the low-water mark ``resume_writing``; a
+    write past ``max_write_buffer`` aborts with ``WriteBufferFull``;
+    ``close()`` and ``write_eof()`` wait for the buffer to drain
+    (``eof_sent`` says the FIN went); ``abort()`` drops it.
+
+    **Deadlines.**  Given a ``reactor`` (one with a ``FakeClock``,
+    typically), it keeps the idle, lifetime and write-stall deadlines on
+    that reactor's clock: the protocol hears ``deadline_exceeded`` and,
+    unless it keeps the connection, it is closed and ``connection_lost``
+    receives the ``DeadlineExceeded``.  Without one, deadlines are
+    remembered but never fire.
     """
 
     def __init__(self, peername: Tuple[str, int] = ("127.0.0.1", 54321),
                  sockname: Tuple[str, int] = ("127.0.0.1", 3005),
-                 reactor: Optional[Reactor] = None) -> None:
+                 reactor: Optional[Reactor] = None, *, peer_reading: bool = True) -> None:
         self.reactor = reactor
         self.idle_timeout: Optional[float] = None
         self.max_lifetime: Optional[float] = None
-        self._last_read = self._opened = 0.0
+        self.write_timeout: Optional[float] = None
+        self.max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER
+        self._last_read = self._opened = self._progress = 0.0
+        self._stall_timeout: Optional[float] = None
+        self._close_reason: Optional[BaseException] = None
         self._timers: Dict[str, TimerHandle] = {}
         self.protocol: Optional[Protocol] = None
         self.written = bytearray()
         self.writes: List[bytes] = []
+        self.pending = bytearray()
+        self.peer_reading = peer_reading
+        self.writing_paused = False
         self.eof_written = False
+        self.eof_sent = False
         self.closed = False
         self.aborted = False
         self.reading = True
@@ -116,54 +137,128 @@ class MemoryTransport(Transport):
                 self.close()
 
     def lose(self, exc: Optional[BaseException] = None) -> None:
-        """The connection died (e.g. ``ConnectionResetError()``)."""
+        """The connection died (e.g. ``ConnectionResetError()``): anything
+        still buffered is gone."""
         self.closed = True
+        self.reading = False
+        self.pending.clear()
         self._lost_with(exc)
+
+    # -- the simulated peer's reading ---------------------------------------------
+
+    def set_peer_reading(self, reading: bool) -> None:
+        """Whether the peer takes every write at once (turning it on drains
+        what is buffered now)."""
+        self.peer_reading = reading
+        if reading:
+            self.peer_read()
+
+    def peer_read(self, n: Optional[int] = None) -> bytes:
+        """The peer reads up to ``n`` buffered bytes (all with ``None``):
+        they move to ``value()`` and are returned.  As the buffer falls to
+        the low-water mark the protocol hears ``resume_writing``; once it is
+        empty a requested EOF is sent and a requested close completes."""
+        size = len(self.pending) if n is None else min(n, len(self.pending))
+        taken = bytes(self.pending[:size])
+        del self.pending[:size]
+        self.written += taken
+        if taken and self.reactor is not None:
+            self._progress = self.reactor.time()
+        if self.writing_paused and len(self.pending) <= self.buffer_limits[0]:
+            self._resume_writing()
+        if not self.pending:
+            self._drained()
+        return taken
+
+    def _drained(self) -> None:
+        self._cancel("write")
+        if self.eof_written and not self.eof_sent and self.lost is None:
+            self.eof_sent = True
+        if self.closed and self.lost is None:
+            self._lost_with(self._close_reason)
+
+    def _resume_writing(self) -> None:
+        self.writing_paused = False
+        if self.protocol is not None and not self.aborted and self.lost is None:
+            self._call(self.protocol.resume_writing)
 
     # -- deadlines, on the reactor's clock ------------------------------------------
 
-    def _arm(self, kind: str) -> None:
+    def _cancel(self, kind: str) -> None:
         old = self._timers.pop(kind, None)
         if old is not None:
             old.cancel()
-        timeout = self.idle_timeout if kind == "idle" else self.max_lifetime
-        if self.reactor is None or timeout is None or self.closed or self.protocol is None:
+
+    def _arm(self, kind: str) -> None:
+        self._cancel(kind)
+        timeout = self._timeout(kind)
+        if self.reactor is None or timeout is None or self.protocol is None:
             return
-        since = self._last_read if kind == "idle" else self._opened
+        if self.closed and (kind != "write" or not self.pending):
+            return
+        since = {"idle": self._last_read, "lifetime": self._opened}.get(kind, self._progress)
         self._timers[kind] = self.reactor.call_at(since + timeout, self._due, kind)
+
+    def _timeout(self, kind: str) -> Optional[float]:
+        if kind == "idle":
+            return self.idle_timeout
+        if kind == "lifetime":
+            return self.max_lifetime
+        return self._stall_timeout
 
     def _due(self, kind: str) -> None:
         del self._timers[kind]
-        timeout = self.idle_timeout if kind == "idle" else self.max_lifetime
+        timeout = self._timeout(kind)
         assert self.reactor is not None and timeout is not None and self.protocol is not None
+        now = self.reactor.time()
         if kind == "idle" and not self.reading:  # paused: the peer is not idle
-            self._last_read = self.reactor.time()
-        since = self._last_read if kind == "idle" else self._opened
-        if since + timeout > self.reactor.time():
-            self._arm(kind)  # read since (or paused): not due yet
+            self._last_read = now
+        since = {"idle": self._last_read, "lifetime": self._opened}.get(kind, self._progress)
+        if since + timeout > now:
+            self._arm(kind)  # read (or sent) since, or paused: not due yet
             return
-        exc = DeadlineExceeded(kind, timeout, deadline_message(kind, timeout))
+        exc = DeadlineExceeded(kind, timeout, deadline_message(kind, timeout, len(self.pending)))
+        if self.closed:  # only a flush on close stalls after closing
+            self._force_close(self._close_reason or exc)
+            return
         keep = self._call(self.protocol.deadline_exceeded, exc)
         if self.closed:
             return
         if keep:  # that deadline (and only that one) starts over
             if kind == "idle":
-                self._last_read = self.reactor.time()
+                self._last_read = now
+            elif kind == "lifetime":
+                self._opened = now
             else:
-                self._opened = self.reactor.time()
+                self._progress = now
             self._arm(kind)
+        elif kind == "write":
+            self._force_close(exc)  # flushing is what cannot happen
         else:
-            self.closed = True
-            self.reading = False
-            self._lost_with(exc)
+            self.close(exc)
+
+    def _watch_for_stall(self, timeout: Optional[float]) -> None:
+        self._stall_timeout = timeout
+        if self.reactor is not None:
+            self._progress = self.reactor.time()
+        if timeout is None or not self.pending:
+            self._cancel("write")
+        else:
+            self._arm("write")
 
     def value(self) -> bytes:
-        """Everything written so far."""
+        """Everything the peer has read so far."""
         return bytes(self.written)
 
     def clear(self) -> None:
         self.written.clear()
         self.writes.clear()
+
+    def _force_close(self, exc: Optional[BaseException]) -> None:
+        self.pending.clear()
+        self.closed = True
+        self.reading = False
+        self._lost_with(exc)
 
     def _lost_with(self, exc: Optional[BaseException]) -> None:
         for timer in self._timers.values():
@@ -179,33 +274,64 @@ class MemoryTransport(Transport):
     def write(self, data: Buffer) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
-        if self.closed:
+        if self.closed or not data:
             return
         if self.eof_written:
             raise RuntimeError("write() after write_eof()")
-        self.written += data
         self.writes.append(bytes(data))
+        if self.peer_reading and not self.pending:
+            self.written += data
+            return
+        limit = self.max_write_buffer
+        if limit is not None and len(self.pending) + len(data) > limit:
+            self.aborted = True
+            self._force_close(WriteBufferFull.past(len(self.pending) + len(data), limit))
+            return
+        if not self.pending and self.write_timeout is not None:
+            self.pending += data
+            self._watch_for_stall(self.write_timeout)
+        else:
+            self.pending += data
+        if not self.writing_paused and len(self.pending) > self.buffer_limits[1]:
+            self.writing_paused = True
+            assert self.protocol is not None
+            self._call(self.protocol.pause_writing)
 
     def writelines(self, chunks: Iterable[Buffer]) -> None:
         self.write(b"".join(chunks))
 
     def write_eof(self) -> None:
-        if not self.closed:
+        """Half-close: the EOF is sent (``eof_sent``) once the buffer has
+        drained."""
+        if not self.closed and not self.eof_written:
             self.eof_written = True
+            if not self.pending:
+                self.eof_sent = True
 
     def can_write_eof(self) -> bool:
         return True
 
     def close(self, reason: Optional[BaseException] = None) -> None:
-        if not self.closed:
-            self.closed = True
-            self.reading = False
+        """Stop reading and close once the buffer has drained; with a
+        ``reason``, a flush that stalls is cut after the write timeout (or
+        ``FLUSH_AFTER_DEADLINE``)."""
+        if self.closed:
+            return
+        self.closed = True
+        self.reading = False
+        self._cancel("idle")
+        self._cancel("lifetime")
+        self._close_reason = reason
+        if not self.pending:
             self._lost_with(reason)
+        elif reason is not None:
+            self._watch_for_stall(self.write_timeout or FLUSH_AFTER_DEADLINE)
 
     def abort(self) -> None:
-        if not self.closed:
+        """Close now, dropping anything still buffered."""
+        if self.lost is None and self._pending_lost is None and (self.pending or not self.closed):
             self.aborted = True
-        self.close()
+            self._force_close(None)
 
     def is_closing(self) -> bool:
         return self.closed
@@ -224,7 +350,7 @@ class MemoryTransport(Transport):
         return self.reading
 
     def get_write_buffer_size(self) -> int:
-        return 0
+        return len(self.pending)
 
     def get_write_buffer_limits(self) -> Tuple[int, int]:
         return self.buffer_limits
@@ -238,6 +364,25 @@ class MemoryTransport(Transport):
         if not high >= low >= 0:
             raise ValueError(f"need high ({high!r}) >= low ({low!r}) >= 0")
         self.buffer_limits = (low, high)
+        if not self.writing_paused and len(self.pending) > high and self.protocol is not None:
+            self.writing_paused = True
+            self._call(self.protocol.pause_writing)
+        elif self.writing_paused and len(self.pending) <= low:
+            self._resume_writing()
+
+    def set_max_write_buffer(self, size: Optional[int]) -> None:
+        self.max_write_buffer = size
+
+    def get_max_write_buffer(self) -> Optional[int]:
+        return self.max_write_buffer
+
+    def set_write_timeout(self, seconds: Optional[float]) -> None:
+        self.write_timeout = seconds or None
+        if not self.closed:
+            self._watch_for_stall(self.write_timeout)
+
+    def get_write_timeout(self) -> Optional[float]:
+        return self.write_timeout
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
         value = self.reactor if name == "reactor" else self._extra.get(name)

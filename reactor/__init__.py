@@ -4,7 +4,7 @@ Public names only; each lives in the module named after its concept.
 """
 
 from .framed import LengthPrefixedProtocol, LineProtocol
-from .framing import FrameTooLong
+from .framing import FrameTooLong, IncompleteFrame
 from .listeners import Listener
 from .loop import EVENT_READ, EVENT_WRITE, Handle, InternalError, IOHandler, Reactor
 from .protocols import Protocol
@@ -22,6 +22,7 @@ __all__ = [
     "EVENT_READ",
     "EVENT_WRITE",
     "FrameTooLong",
+    "IncompleteFrame",
     "Handle",
     "InternalError",
     "IOHandler",

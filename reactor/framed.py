@@ -12,7 +12,9 @@ Theory of operation
 ``frame_received`` (``line_received``, ``message_received``).  A frame over
 the limit calls ``frame_too_long(exc)``, whose default closes the
 connection with the ``FrameTooLong`` as its reason (``connection_lost``
-receives it); the frames that came before it are delivered first.
+receives it); the frames that came before it are delivered first.  An EOF
+in the middle of a frame closes with ``IncompleteFrame`` as the reason, so
+a message cut short is never mistaken for a clean end.
 
 ``message_timeout`` (a class attribute, seconds; ``None``: none) is the
 slowloris defence: once a frame has begun, the whole of it must arrive
@@ -36,7 +38,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, List, Optional
 
 from .deadlines import DeadlineQueue
-from .framing import Framer, FrameTooLong, LengthPrefixFramer, LineFramer
+from .framing import Framer, FrameTooLong, IncompleteFrame, LengthPrefixFramer, LineFramer
 from .protocols import Protocol
 from .transports import DeadlineExceeded
 
@@ -92,6 +94,16 @@ class FramedProtocol(Protocol):
         self._deliver(frames)
         if self.message_timeout is not None:
             self._message_deadline(framer)
+
+    def eof_received(self) -> Optional[bool]:
+        """The peer finished sending.  Part of a frame left over means the
+        stream was cut short: the connection closes with ``IncompleteFrame``
+        as the reason.  Either way the transport then closes (override and
+        return true to keep writing after the peer's EOF)."""
+        framer = self._framer
+        if framer is not None and framer.pending and self.transport is not None:
+            self.transport.close(IncompleteFrame(framer.pending))
+        return None
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         """Stops the message deadline; override, calling this, to hear of it."""

@@ -33,8 +33,8 @@ from __future__ import annotations
 
 from typing import List, Optional
 
-__all__ = ["Framer", "FrameTooLong", "FrameError", "LineFramer", "LengthPrefixFramer",
-           "NetstringFramer", "RecordFramer", "DEFAULT_MAX_LENGTH"]
+__all__ = ["Framer", "FrameTooLong", "FrameError", "IncompleteFrame", "LineFramer",
+           "LengthPrefixFramer", "NetstringFramer", "RecordFramer", "DEFAULT_MAX_LENGTH"]
 
 #: The default limit on a frame's length: 64 KiB, ample for lines and
 #: messages of a request/response protocol, small enough that a peer
@@ -58,6 +58,17 @@ class FrameTooLong(FrameError):
                          f"{limit} bytes")
         self.length = length
         self.limit = limit
+
+
+class IncompleteFrame(FrameError):
+    """The stream ended inside a frame: ``pending`` is what the framer held
+    of it (its ``pending``; a parsed length header is not counted).
+    Framers do not raise it (they cannot see the end of the stream); a
+    protocol built on one closes with it as the reason."""
+
+    def __init__(self, pending: int) -> None:
+        super().__init__(f"the stream ended inside a frame ({pending} bytes of it held)")
+        self.pending = pending
 
 
 class Framer:

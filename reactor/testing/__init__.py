@@ -39,9 +39,10 @@ from __future__ import annotations
 
 from .chunks import chunks, random_chunks
 from .clock import FakeClock, advance
+from .memory_pair import Link, MemoryPair
 from .pairs import ConnectedPair
 from .selector import ScriptedSelector
 from .transport import MemoryTransport
 
-__all__ = ["FakeClock", "advance", "MemoryTransport", "ConnectedPair", "ScriptedSelector",
-           "chunks", "random_chunks"]
+__all__ = ["FakeClock", "advance", "MemoryTransport", "MemoryPair", "Link", "ConnectedPair",
+           "ScriptedSelector", "chunks", "random_chunks"]

@@ -205,3 +205,24 @@ def test_keeping_the_connection_restarts_the_message_deadline(clock: FakeClock,
     protocol.keep = False
     advance(fake_reactor, 2)
     assert transport.closed
+
+
+def test_eof_inside_a_line_closes_with_incomplete_frame() -> None:
+    from reactor import IncompleteFrame
+
+    protocol = Lines()
+    transport = MemoryTransport()
+    transport.connect(protocol)
+    transport.feed(b"whole\npart")
+    transport.feed_eof()
+    assert protocol.lines == [b"whole"]
+    (exc,) = protocol.lost
+    assert isinstance(exc, IncompleteFrame) and exc.pending == 4
+    assert str(exc) == "the stream ended inside a frame (4 bytes of it held)"
+
+    protocol = Lines()
+    transport = MemoryTransport()
+    transport.connect(protocol)
+    transport.feed(b"whole\n")
+    transport.feed_eof()
+    assert protocol.lost == [None]  # a clean end

@@ -552,6 +552,17 @@ class Reactor:
         the waker excluded."""
         return len(self._selector.get_map()) - 1 + len(self._parked)
 
+    def registered(self) -> Dict[int, Any]:
+        """What ``registered_count`` counts: descriptor number to its handler
+        (or the ``add_reader``/``add_writer`` callbacks), the waker
+        excluded.  Empty once closed.  For leak checks and debugging."""
+        if self._closed:
+            return {}
+        owners = {key.fd: key.data for key in self._selector.get_map().values()
+                  if key.data is not self._waker}
+        owners.update(self._parked)
+        return owners
+
     def _owner_of(self, fd: int) -> Any:
         """The handler (or add_reader callbacks) that has ``fd``, or None."""
         key = self._selector.get_map().get(fd)

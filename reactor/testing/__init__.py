@@ -39,10 +39,12 @@ from __future__ import annotations
 
 from .chunks import chunks, random_chunks
 from .clock import FakeClock, advance
+from .leaks import LeakError, leak_check, open_descriptors
 from .memory_pair import Link, MemoryPair
 from .pairs import ConnectedPair
 from .selector import ScriptedSelector
 from .transport import MemoryTransport
 
 __all__ = ["FakeClock", "advance", "MemoryTransport", "MemoryPair", "Link", "ConnectedPair",
-           "ScriptedSelector", "chunks", "random_chunks"]
+           "ScriptedSelector", "chunks", "random_chunks", "leak_check", "LeakError",
+           "open_descriptors"]

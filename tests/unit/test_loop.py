@@ -410,7 +410,34 @@ def test_many_reactors_coexist() -> None:
 
 
 def test_registered_count_excludes_the_waker(reactor: Reactor) -> None:
-    assert reactor.registered_count() == 0
+    assert reactor.registered_count() == 0 and reactor.registered() == {}
+
+
+def test_registered_names_each_descriptor_and_its_owner() -> None:
+    import socket
+
+    reactor = Reactor()
+
+    class Handler:
+        def handle_io(self, mask: int) -> None:  # pragma: no cover  (never ready)
+            pass
+
+    a, b = socket.socketpair()
+    handler = Handler()
+    try:
+        reactor.add_handler(a, 0, handler)  # held, not watched
+        reactor.add_reader(b, lambda: None)
+        owners = reactor.registered()
+        assert set(owners) == {a.fileno(), b.fileno()} and owners[a.fileno()] is handler
+        assert reactor.registered_count() == 2
+        reactor.remove_handler(a)
+        reactor.remove_reader(b)
+        assert reactor.registered() == {}
+    finally:
+        a.close()
+        b.close()
+    reactor.close()
+    assert reactor.registered() == {}
 
 
 # -- signals --------------------------------------------------------------------------------

@@ -1,11 +1,11 @@
-"""A custom protocol written by subclassing ``Protocol``: a line-based chat.
+"""A custom protocol written by subclassing ``LineProtocol``: a chat room.
 
 Every line a client sends is relayed to every other client as
 ``<name>: <line>``.  It shows what the seed programs cannot: state shared
 between connections (the room), framing lines out of a byte stream, a limit
 on line length, flow control (a client that stops reading is dropped rather
 than allowed to pin memory), and per-connection cleanup in
-``connection_lost``.
+``connection_lost``.  The lines come from ``LineProtocol``.
 
 Run:  python examples/chat_server.py [--port 0]
 Try:  nc localhost <port>   (in two terminals)
@@ -13,9 +13,7 @@ Try:  nc localhost <port>   (in two terminals)
 
 import argparse
 
-from reactor import Protocol, Reactor
-
-MAX_LINE = 1024
+from reactor import LineProtocol, Reactor
 
 
 class ChatRoom:
@@ -29,39 +27,43 @@ class ChatRoom:
                 member.send(line)
 
 
-class Chatter(Protocol):
+class Chatter(LineProtocol):
+    # LineProtocol cuts the byte stream into lines at the delimiter and
+    # never buffers more than max_line_length bytes of one.
+    delimiter = b"\n"
+    max_line_length = 1024
+    # The slowloris defence: a line, once begun, must be finished in 60 s.
+    message_timeout = 60
+
     def __init__(self, room):
         self.room = room
-        self.buffer = b""
 
     def connection_made(self, transport):
-        self.transport = transport
+        super().connection_made(transport)  # keeps self.transport
         self.room.joined += 1
         self.name = f"guest{self.room.joined}"
         self.room.members.add(self)
         self.send(f"* you are {self.name}; {len(self.room.members)} here")
         self.room.broadcast(self, f"* {self.name} joined")
 
-    def data_received(self, data):
-        self.buffer += data
-        *lines, self.buffer = self.buffer.split(b"\n")
-        if len(self.buffer) > MAX_LINE:
-            self.send("* line too long, goodbye")
-            self.transport.close()
-            return
-        for line in lines:
-            text = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
-            if text:
-                self.room.broadcast(self, f"{self.name}: {text}")
+    def line_received(self, line):
+        text = line.rstrip(b"\r").decode("utf-8", "backslashreplace")
+        if text:
+            self.room.broadcast(self, f"{self.name}: {text}")
+
+    def frame_too_long(self, exc):
+        self.send("* line too long, goodbye")
+        self.transport.close(exc)
 
     def send(self, text):
-        self.transport.write(text.encode() + b"\n")
+        self.send_line(text.encode())
 
     def pause_writing(self):
         # This client is not reading what the room says: drop it.
         self.transport.abort()
 
     def connection_lost(self, exc):
+        super().connection_lost(exc)
         self.room.members.discard(self)
         self.room.broadcast(self, f"* {self.name} left")
 

@@ -53,7 +53,11 @@ def _default_sigint() -> None:
 
 
 class Server:
-    def __init__(self, cmd: Sequence[str], timeout: float = 10.0) -> None:
+    def __init__(self, cmd: Sequence[str], timeout: float = 10.0,
+                 ready: str = r"^Socket port (\d+)$") -> None:
+        """Start ``cmd`` and wait for its first line matching ``ready``;
+        ``port`` is that line's number (``None`` for a ``ready`` without
+        a group, as for a client)."""
         self.proc = subprocess.Popen(list(cmd), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                      stdin=subprocess.DEVNULL, cwd=ROOT, env=env(),
                                      preexec_fn=_default_sigint)
@@ -66,11 +70,12 @@ class Server:
             os.set_blocking(pipe.fileno(), False)
             self._selector.register(pipe, selectors.EVENT_READ)
         try:
-            first = self.wait_for(r"^Socket port (\d+)$", timeout)
+            first = self.wait_for(ready, timeout)
         except BaseException:
             self.kill()
             raise
-        self.port = int(re.match(r"^Socket port (\d+)$", first).group(1))  # type: ignore
+        match = re.search(ready, first)
+        self.port = int(match.group(1)) if match and match.groups() else None  # type: ignore
 
     def _read(self, timeout: float) -> bool:
         """Read what either pipe has; True if stdout or stderr gave bytes."""

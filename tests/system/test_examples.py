@@ -156,3 +156,52 @@ def test_embed_tkinter_serves_from_tk_event_loop() -> None:
             assert s.recv(4) == b"ping"  # echoed by the reactor, driven by Tk
             server.wait_for(r"^clients: 1  bytes in: 4  out: 4$")
         assert server.wait(timeout=20) == 0
+
+
+def test_kv_server_answers_length_prefixed_requests() -> None:
+    import struct
+
+    def ask(sock: socket.socket, request: bytes) -> bytes:
+        sock.sendall(struct.pack(">I", len(request)) + request)
+        reader = sock.makefile("rb")
+        (size,) = struct.unpack(">I", reader.read(4))
+        reply = reader.read(size)
+        reader.close()
+        return reply
+
+    with Server(example("kv_server.py", "--port", "0")) as server:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            assert ask(s, b"SET colour blue") == b"OK"
+            assert ask(s, b"GET colour") == b"blue"
+            assert ask(s, b"GET size") == b"(not found)"
+            assert ask(s, b"FLY away").startswith(b"error: cannot 'FLY away'")
+            s.sendall(struct.pack(">I", 10_000_000))  # past the 64 KiB limit
+            assert s.recv(100) == b""  # that connection only
+        server.wait_for(r"^closed 127\.0\.0\.1 port \d+: frame of 10000000 bytes")
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as s:
+            assert ask(s, b"KEYS") == b"colour"
+        assert server.stop(signal.SIGINT) == 0
+
+
+def test_kv_client_reconnects_when_the_server_comes_back() -> None:
+    requests = ["SET greeting hello", "GET greeting"] + ["GET greeting"] * 40
+    with Server(example("kv_server.py", "--port", "0")) as first:
+        port = first.port
+        client = Server(example("kv_client.py", "127.0.0.1", str(port), *requests,
+                                "--interval", "0.05", "--max-delay", "0.5"),
+                        ready=r"^connecting to 127\.0\.0\.1 port \d+$")
+        with client:
+            client.wait_for(r"^< hello$")
+            assert first.stop(signal.SIGINT) == 0  # the server goes away mid-run
+            client.wait_for(r"^connection lost")
+            client.wait_for(r"^attempt \d+ failed: .*refused.*; next in \d\.\d\ds$")
+            with Server(example("kv_server.py", "--port", str(port))) as second:
+                # A new server, so an empty store: the rest are not found.
+                client.wait_for(r"^< \(not found\)$", timeout=20)
+                assert client.wait(timeout=30) == 0
+                second.wait_for(r"^connection from 127\.0\.0\.1")
+                assert second.stop(signal.SIGINT) == 0
+    out = client.lines
+    assert out[-2:] == [f"done: {len(requests)} replies", "connection closed"]
+    assert len([line for line in out if line.startswith("< ")]) == len(requests)
+    assert len([line for line in out if line.startswith("connected to")]) == 2

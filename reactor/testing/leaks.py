@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import os
+import warnings
 import weakref
 from typing import Dict, Iterator, List, Optional
 
@@ -54,7 +55,11 @@ def leak_check(*reactors: Reactor) -> Iterator[None]:
     - each ``Reactor`` created in the block and not closed;
     - each descriptor still registered on one of ``reactors`` (reactors
       from outside the block, such as a fixture's) that was not registered
-      when the block began.
+      when the block began;
+    - each ``ResourceWarning`` raised in the block or by the collection at
+      its end: something was left for the garbage collector to close (a
+      socket, or a reactor whose sockets these are).  Other warnings pass
+      through.
 
     If the block raises, its exception propagates and nothing is checked.
     Close what you open and run the reactor until ``connection_lost`` calls
@@ -66,9 +71,17 @@ def leak_check(*reactors: Reactor) -> Iterator[None]:
     transports_before = weakref.WeakSet(_transports())
     reactors_before = weakref.WeakSet(_reactors())
     registered_before = {id(r): set(r.registered()) for r in reactors}
-    yield
-    gc.collect()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        yield
+        gc.collect()
     leaks: List[str] = []
+    for warning in caught:
+        if issubclass(warning.category, ResourceWarning):
+            leaks.append(f"closed by the garbage collector, not by the code: {warning.message}")
+        else:
+            warnings.warn_explicit(warning.message, warning.category, warning.filename,
+                                   warning.lineno)
     fds_after = open_descriptors()
     if fds_before is not None and fds_after is not None:
         for fd, what in sorted(set(fds_after.items()) - set(fds_before.items())):

@@ -33,7 +33,7 @@ def python_blocks() -> list:
 
 
 def test_every_python_block_is_run_below() -> None:
-    assert len(python_blocks()) == 3
+    assert len(python_blocks()) == 4
 
 
 def test_readme_protocol_example_runs() -> None:
@@ -82,7 +82,7 @@ def test_every_guarantee_names_tests_that_exist() -> None:
 
 
 def test_readme_deadline_example_says_goodbye_then_closes() -> None:
-    source = python_blocks()[1]
+    source = python_blocks()[2]
     assert "idle_timeout=30" in source and "deadline_exceeded" in source
     namespace: dict = {}
     exec(compile(source.replace("idle_timeout=30", "idle_timeout=0.3"), "README.rst", "exec"),
@@ -111,7 +111,13 @@ def test_readme_deadline_example_says_goodbye_then_closes() -> None:
 
 
 def test_readme_add_reader_example_runs(capsys) -> None:
-    source = python_blocks()[2]
+    source = python_blocks()[3]
     assert "add_reader" in source
     exec(compile(source, "README.rst", "exec"), {})
     assert capsys.readouterr().out == "read b'hello'\n"
+
+
+def test_readme_toolkit_example_runs() -> None:
+    source = python_blocks()[1]
+    assert "MemoryPair" in source and "LineProtocol" in source
+    exec(compile(source, "README.rst toolkit example", "exec"), {})

@@ -92,3 +92,21 @@ def test_open_descriptors_lists_this_process() -> None:
         assert found is not None and found[sock.fileno()].startswith("socket:")
     found = open_descriptors()
     assert sock.fileno() == -1 and found is not None
+
+
+def test_what_the_garbage_collector_closed_is_a_leak_too() -> None:
+    def forget() -> None:
+        Reactor()  # never closed: its waker sockets go with the garbage
+
+    with pytest.raises(LeakError, match="closed by the garbage collector.*unclosed") as caught:
+        with leak_check():
+            forget()
+    assert all("garbage collector" in leak for leak in caught.value.leaks)
+
+
+def test_other_warnings_pass_through() -> None:
+    import warnings
+
+    with pytest.warns(UserWarning, match="not a leak"):
+        with leak_check():
+            warnings.warn("not a leak", UserWarning, stacklevel=1)

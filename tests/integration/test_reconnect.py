@@ -8,13 +8,15 @@ import logging
 import random
 import socket
 import time
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any, Iterator, List, Optional
 
 import pytest
 
 from reactor import Protocol, Reactor, ReconnectingClient
 from reactor.reconnect import Attempt, Backoff
 from reactor.testing import FakeClock
+
+from ..conftest import run_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -51,13 +53,6 @@ class Factory:
         protocol = Peer(self.greeting)
         self.protocols.append(protocol)
         return protocol
-
-
-def run_until(reactor: Reactor, predicate: Callable[[], Any], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        reactor.run_once(0.01)
 
 
 @pytest.fixture

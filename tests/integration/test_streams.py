@@ -17,6 +17,8 @@ from reactor import Protocol, Reactor, StreamTransport, Transport, TransportSett
 from reactor.streams import TransportGroup, TransportState
 from reactor.testing import FakeClock
 
+from ..conftest import run_until
+
 pytestmark = pytest.mark.timeout(30)
 
 EVENT_READ = selectors.EVENT_READ
@@ -161,13 +163,6 @@ def make_pair(reactor: Reactor) -> Iterator[Callable[..., Pair]]:
 def payload(n: int) -> bytes:
     block = bytes(range(256))
     return (block * (n // 256 + 1))[:n]
-
-
-def run_until(reactor: Reactor, predicate: Callable[[], Any], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        reactor.run_once(0.01)
 
 
 # -- writing -------------------------------------------------------------------

@@ -10,11 +10,13 @@ import errno
 import socket
 import threading
 import time
-from typing import Any, Callable, List, Optional
+from typing import Any, List, Optional
 
 import pytest
 
 from reactor import ConnectError, Connector, Listener, Protocol, Reactor
+
+from ..conftest import run_until
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -56,13 +58,6 @@ class Factory:
         protocol = Recorder()
         self.protocols.append(protocol)
         return protocol
-
-
-def run_until(reactor: Reactor, predicate: Callable[[], Any], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not reached"
-        reactor.run_once(0.01)
 
 
 class Clients:

@@ -61,6 +61,8 @@ class FramedProtocol(Protocol):
     _framer: Optional[Framer] = None
     #: When the frame being received began (None: no frame under way).
     _frame_began: Optional[float] = None
+    #: A frame was too long: the framer is done.
+    _broken = False
 
     def make_framer(self) -> Framer:  # pragma: no cover  (always overridden)
         raise NotImplementedError
@@ -84,9 +86,12 @@ class FramedProtocol(Protocol):
         framer = self._framer
         if framer is None:
             framer = self._framer = self.make_framer()
+        elif self._broken:
+            return  # frame_too_long kept the connection: nothing more is framed
         try:
             frames = framer.feed(data)
         except FrameTooLong as exc:
+            self._broken = True
             self._deliver(exc.frames)
             self._message_deadline(framer)
             self.frame_too_long(exc)

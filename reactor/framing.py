@@ -14,8 +14,8 @@ the last chunk fed while it was still undecided); it cannot be used after
 that.  The frames that chunk completed before the bad one are not lost:
 they are the exception's ``frames``, so that every split of a stream gives
 the same frames, an error included.  ``pending`` is how many bytes of an
-unfinished frame it holds: a protocol's message deadline runs while it is
-not zero.
+unfinished frame it has received, header included: a protocol's message
+deadline runs while it is not zero.
 
 ``LineFramer``
     frames end at a delimiter (``b"\\n"``, ``b"\\r\\n"``, ``b"\\0"``, any
@@ -61,13 +61,13 @@ class FrameTooLong(FrameError):
 
 
 class IncompleteFrame(FrameError):
-    """The stream ended inside a frame: ``pending`` is what the framer held
-    of it (its ``pending``; a parsed length header is not counted).
+    """The stream ended inside a frame: ``pending`` bytes of it had come
+    (the framer's ``pending``, header included).
     Framers do not raise it (they cannot see the end of the stream); a
     protocol built on one closes with it as the reason."""
 
     def __init__(self, pending: int) -> None:
-        super().__init__(f"the stream ended inside a frame ({pending} bytes of it held)")
+        super().__init__(f"the stream ended {pending} bytes into a frame")
         self.pending = pending
 
 
@@ -86,7 +86,8 @@ class Framer:
 
     @property
     def pending(self) -> int:
-        """Bytes held of a frame not yet complete."""
+        """Bytes received of a frame not yet complete, its header included
+        (zero between frames)."""
         return len(self._buffer)
 
     def feed(self, data: bytes) -> List[bytes]:
@@ -95,6 +96,7 @@ class Framer:
         framing, with the frames completed before that as its ``frames``;
         the framer is unusable after that."""
         if self._broken is not None:
+            self._broken.frames = []  # those were handed over the first time
             raise self._broken
         self._buffer += data
         frames: List[bytes] = []
@@ -104,6 +106,7 @@ class Framer:
             exc.frames = frames
             self._broken = exc
             self._buffer = bytearray()  # let the memory go
+            self._restart()  # and hold no frame under way
             raise
         return frames
 
@@ -194,6 +197,11 @@ class LengthPrefixFramer(Framer):
             raise ValueError(f"a {self.size}-byte header cannot say {len(frame)} bytes")
         return len(frame).to_bytes(self.size, self.byteorder) + bytes(frame)  # type: ignore
 
+    @property
+    def pending(self) -> int:
+        header = self.size if self._needed is not None else 0  # parsed, so not held
+        return header + len(self._buffer)
+
     def _restart(self) -> None:
         self._needed = None
 
@@ -229,6 +237,12 @@ class NetstringFramer(Framer):
     def encode(self, frame: bytes) -> bytes:
         self._check(len(frame))
         return b"%d:%s," % (len(frame), frame)
+
+    @property
+    def pending(self) -> int:
+        # The parsed "<length>:" is no longer held, but it was received.
+        header = len(str(self._needed)) + 1 if self._needed is not None else 0
+        return header + len(self._buffer)
 
     def _restart(self) -> None:
         self._needed = None

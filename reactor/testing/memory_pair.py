@@ -44,6 +44,7 @@ class Link:
         self._in_flight = 0
         self._last_arrival = 0.0
         self._ended = False
+        self._ended_with = ""
         self._cut_budget: Optional[int] = None
         self._cut_with = _EOF
         #: The other direction (set by the pair): a reset ends it too.
@@ -54,7 +55,8 @@ class Link:
         """``ValueError`` for options no link can have."""
         if delay < 0 or window < 1:
             raise ValueError(f"need delay >= 0 and window >= 1, not {delay!r} and {window!r}")
-        if isinstance(chunking, int) and chunking < 1:
+        sizes = [chunking] if isinstance(chunking, int) else chunking
+        if isinstance(sizes, (list, tuple)) and (not sizes or min(sizes) < 1):
             raise ValueError(f"chunks must be at least 1 byte, not {chunking!r}")
 
     def cut_after(self, n: int, reset: bool = False) -> None:
@@ -77,6 +79,11 @@ class Link:
     def _take(self, now: float) -> bool:
         source = self.source
         if self._ended:
+            if self._ended_with == _EOF and source.aborted:
+                self._ended_with = _RESET  # a reset after our FIN still goes
+                self._drop_in_flight()
+                self._arrive(_RESET, now)
+                return True
             if source.get_write_buffer_size():  # the sender writes into the void
                 self.dropped += len(source.peer_read())
                 return True
@@ -89,11 +96,7 @@ class Link:
         if self._ended:
             return True
         if source.aborted:
-            # A reset overtakes what is on the way: the receiver loses it.
-            self.dropped += self._in_flight
-            self._queue = collections.deque(
-                item for item in self._queue if not isinstance(item[1], bytes))
-            self._in_flight = 0
+            self._drop_in_flight()
             self._end(_RESET, now)
             return True
         if source.eof_sent or (source.is_closing() and not source.get_write_buffer_size()
@@ -101,6 +104,13 @@ class Link:
             self._end(_EOF, now)
             return True
         return moved
+
+    def _drop_in_flight(self) -> None:
+        """A reset overtakes what is on the way: the receiver loses it."""
+        self.dropped += self._in_flight
+        self._queue = collections.deque(
+            item for item in self._queue if not isinstance(item[1], bytes))
+        self._in_flight = 0
 
     def _send(self, data: bytes, now: float) -> None:
         if self._cut_budget is not None:
@@ -112,6 +122,7 @@ class Link:
             self._in_flight += len(piece)
         if self._cut_budget == 0:
             self._end(self._cut_with, now)
+            self._ended_with = "cut"  # the source knows nothing of it
 
     def _pieces(self, data: bytes) -> Iterable[bytes]:
         if not data:
@@ -124,6 +135,7 @@ class Link:
 
     def _end(self, item: str, now: float) -> None:
         self._ended = True
+        self._ended_with = item
         self._arrive(item, now)
 
     def _arrive(self, item: Union[bytes, str], now: float) -> None:
@@ -149,8 +161,9 @@ class Link:
             else:
                 self._queue.popleft()
                 if item == _RESET:
-                    if self.reverse is not None:
-                        self.reverse._ended = True  # a reset side sends nothing more
+                    if self.reverse is not None:  # a reset side sends nothing more
+                        self.reverse._ended = True
+                        self.reverse._ended_with = _RESET
                     if target.lost is None:
                         target.lose(ConnectionResetError("connection reset by peer"))
                 elif not target.is_closing():
@@ -221,12 +234,13 @@ class MemoryPair:
                 return
         raise RuntimeError(f"MemoryPair.run(): still busy after {max_steps} steps")
 
-    def advance(self, seconds: float) -> None:
+    def advance(self, seconds: float, max_steps: int = 100_000) -> None:
         """Move the clock forward by ``seconds``, stopping at each timer and
-        each arrival on the way, in order."""
+        each arrival on the way, in order.  ``max_steps`` bounds the stops
+        (a timer that keeps rescheduling itself at once)."""
         end = self.clock.now() + seconds
         self.run()
-        while True:
+        for _ in range(max_steps):
             now = self.clock.now()
             # What is due now and still here waits for the receiver to read.
             due = [when for when in (self.reactor.next_deadline(),
@@ -237,6 +251,8 @@ class MemoryPair:
                 break
             self.clock.set(min(due))
             self.run()
+        else:
+            raise RuntimeError(f"MemoryPair.advance(): still busy after {max_steps} steps")
         self.clock.set(end)
         self.run()
 

@@ -24,8 +24,10 @@ class MemoryTransport(Transport):
     ``feed()``, ``feed_eof()`` and ``lose()`` play the peer.  Like the real
     transport, ``connection_lost`` is called once, and never from inside
     another protocol callback: a close requested during a callback is
-    delivered when that callback returns.  Exceptions from the protocol
-    propagate to the test.
+    delivered when that callback returns.  Given a ``reactor``, it is
+    delivered as the real transport delivers it, by ``call_soon``: run the
+    reactor (``advance(reactor, 0)``) to see it.  Exceptions from the
+    protocol propagate to the test.
 
     **The write buffer.**  By default the simulated peer reads everything
     at once, so the buffer stays empty.  With ``peer_reading=False`` (or
@@ -76,6 +78,7 @@ class MemoryTransport(Transport):
         # What the peer sent while reading was paused: bytes, or None for EOF.
         self._inbox: Deque[Optional[bytes]] = collections.deque()
         self._peer_eof = False
+        self._delivering = False
 
     # -- driving the protocol ---------------------------------------------------
 
@@ -125,24 +128,29 @@ class MemoryTransport(Transport):
             self._deliver()
 
     def _deliver(self) -> None:
-        while self._inbox and self.reading and not self.closed and self.lost is None:
-            protocol = self.protocol
-            assert protocol is not None
-            item = self._inbox.popleft()
-            if item is not None:
-                if self.reactor is not None:
-                    self._last_read = self.reactor.time()
-                self._call(protocol.data_received, item)
-            elif not self._call(protocol.eof_received):
-                self.close()
+        if self._delivering:  # resume_reading() inside data_received: the loop below goes on
+            return
+        self._delivering = True
+        try:
+            while self._inbox and self.reading and not self.closed and self.lost is None:
+                protocol = self.protocol
+                assert protocol is not None
+                item = self._inbox.popleft()
+                if item is not None:
+                    if self.reactor is not None:
+                        self._last_read = self.reactor.time()
+                    self._call(protocol.data_received, item)
+                else:
+                    self.reading = False  # nothing more will come
+                    if not self._call(protocol.eof_received):
+                        self.close()
+        finally:
+            self._delivering = False
 
     def lose(self, exc: Optional[BaseException] = None) -> None:
         """The connection died (e.g. ``ConnectionResetError()``): anything
         still buffered is gone."""
-        self.closed = True
-        self.reading = False
-        self.pending.clear()
-        self._lost_with(exc)
+        self._force_close(exc)
 
     # -- the simulated peer's reading ---------------------------------------------
 
@@ -256,6 +264,7 @@ class MemoryTransport(Transport):
 
     def _force_close(self, exc: Optional[BaseException]) -> None:
         self.pending.clear()
+        self.writing_paused = False
         self.closed = True
         self.reading = False
         self._lost_with(exc)
@@ -267,7 +276,10 @@ class MemoryTransport(Transport):
         if self.lost is None and self._pending_lost is None:
             self._pending_lost = (exc,)
             if self._depth == 0:
-                self._call(lambda: None)
+                if self.reactor is not None:  # maybe inside a timer: as the real one
+                    self.reactor.call_soon(self._call, lambda: None)
+                else:  # driven by the test itself
+                    self._call(lambda: None)
 
     # -- the transport interface --------------------------------------------------
 
@@ -340,7 +352,7 @@ class MemoryTransport(Transport):
         self.reading = False
 
     def resume_reading(self) -> None:
-        if not self.closed:
+        if not self.closed and (self._inbox or not self._peer_eof):
             if not self.reading and self.reactor is not None:
                 self._last_read = self.reactor.time()  # idle counts from here
             self.reading = True
@@ -378,8 +390,11 @@ class MemoryTransport(Transport):
 
     def set_write_timeout(self, seconds: Optional[float]) -> None:
         self.write_timeout = seconds or None
-        if not self.closed:
-            self._watch_for_stall(self.write_timeout)
+        if self.lost is None and self._pending_lost is None:
+            timeout = self.write_timeout
+            if self.closed and self._close_reason is not None:
+                timeout = timeout or FLUSH_AFTER_DEADLINE  # closing for a reason: still cut
+            self._watch_for_stall(timeout)
 
     def get_write_timeout(self) -> Optional[float]:
         return self.write_timeout

@@ -27,6 +27,11 @@ def test_clean(leak_check):
 
 def test_leaky(leak_check):
     kept.append(socket.socket())
+
+
+def test_failing_and_leaky(leak_check):
+    kept.append(socket.socket())
+    assert False, "its own failure"
 '''
 
 
@@ -38,6 +43,9 @@ def test_the_fixture_fails_a_leaking_test_only(tmp_path: Path) -> None:
         cwd=tmp_path, capture_output=True, text=True, timeout=50)
     out = result.stdout + result.stderr
     assert result.returncode == 1, out
-    assert "2 passed, 1 error" in out, out  # the call passed, its teardown failed
+    # test_leaky's call passed and its teardown failed; a test that failed
+    # on its own is reported for that only.
+    assert "1 failed, 2 passed, 1 error" in out, out
     assert "ERROR at teardown of test_leaky" in out and "LeakError" in out, out
+    assert "teardown of test_failing_and_leaky" not in out, out
     assert "(socket:[" in out, out

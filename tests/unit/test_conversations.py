@@ -83,6 +83,7 @@ def test_message_too_long_closes_that_connection(fake_reactor: Reactor) -> None:
 def test_lost_connection_is_reported(fake_reactor: Reactor) -> None:
     protocol, transport, lines = make(EchoProtocol, fake_reactor)
     transport.lose(ConnectionResetError("reset by peer"))
+    fake_reactor.run_once(0)  # connection_lost comes by call_soon, as on a real transport
     assert lines[-1] == ("connection from 10.0.0.7:4242 failed: "
                          "ConnectionResetError('reset by peer')")
     assert fake_reactor.next_deadline() is None  # its idle deadline is forgotten

@@ -218,7 +218,7 @@ def test_eof_inside_a_line_closes_with_incomplete_frame() -> None:
     assert protocol.lines == [b"whole"]
     (exc,) = protocol.lost
     assert isinstance(exc, IncompleteFrame) and exc.pending == 4
-    assert str(exc) == "the stream ended inside a frame (4 bytes of it held)"
+    assert str(exc) == "the stream ended 4 bytes into a frame"
 
     protocol = Lines()
     transport = MemoryTransport()
@@ -226,3 +226,62 @@ def test_eof_inside_a_line_closes_with_incomplete_frame() -> None:
     transport.feed(b"whole\n")
     transport.feed_eof()
     assert protocol.lost == [None]  # a clean end
+
+
+class TimedMessages(LengthPrefixedProtocol):
+    message_timeout = 5
+
+    def __init__(self) -> None:
+        self.messages: List[bytes] = []
+        self.lost: List[Optional[BaseException]] = []
+
+    def message_received(self, message: bytes) -> None:
+        self.messages.append(message)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        super().connection_lost(exc)
+        self.lost.append(exc)
+
+
+def test_eof_right_after_a_length_header_is_incomplete() -> None:
+    from reactor import IncompleteFrame
+
+    protocol = TimedMessages()
+    transport = MemoryTransport()
+    transport.connect(protocol)
+    transport.feed(b"\x00\x00\x00\x0a")  # a 10-byte message announced, none of it sent
+    transport.feed_eof()
+    (exc,) = protocol.lost
+    assert isinstance(exc, IncompleteFrame) and exc.pending == 4
+
+
+def test_a_header_then_silence_meets_the_message_deadline(clock: FakeClock,
+                                                          fake_reactor: Reactor) -> None:
+    protocol = TimedMessages()
+    transport = MemoryTransport(reactor=fake_reactor)
+    transport.connect(protocol)
+    start = clock.now()
+    transport.feed(b"\x00\x00")
+    advance(fake_reactor, 3)
+    transport.feed(b"\x00\x0a")  # the header completes: the frame is still under way
+    advance(fake_reactor, 2)
+    (exc,) = protocol.lost
+    assert isinstance(exc, DeadlineExceeded) and exc.kind == "message"
+    assert clock.now() == start + 5  # from the header's first byte
+
+
+def test_nothing_is_framed_after_a_frame_too_long_that_kept_the_connection() -> None:
+    class Tolerant(Lines):
+        max_line_length = 8
+
+        def frame_too_long(self, exc: FrameTooLong) -> None:
+            self.exceeded.append(exc.length)  # keeps the connection
+
+    protocol = Tolerant()
+    transport = MemoryTransport()
+    transport.connect(protocol)
+    transport.feed(b"a\nb\n" + b"x" * 20)
+    transport.feed(b"more\n")
+    transport.feed(b"more\n")
+    assert protocol.lines == [b"a", b"b"] and len(protocol.exceeded) == 1
+    assert not transport.closed

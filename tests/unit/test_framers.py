@@ -132,7 +132,10 @@ def test_length_prefix_headers_and_limits() -> None:
     with pytest.raises(ValueError, match="1, 2, 4 or 8"):
         LengthPrefixFramer(3)
     framer = LengthPrefixFramer(2)
-    assert framer.feed(b"\x00\x05he") == [] and framer.pending == 2
+    assert framer.feed(b"\x00\x05he") == [] and framer.pending == 4  # the header counts
+    netstring = NetstringFramer()
+    assert netstring.feed(b"12:he") == [] and netstring.pending == 5
+    assert netstring.feed(b"llo world!,") == [b"hello world!"] and netstring.pending == 0
     assert framer.take_pending() == b"he"
     assert framer.feed(b"\x00\x01z") == [b"z"]  # a fresh header after take_pending
 

@@ -110,3 +110,23 @@ def test_other_warnings_pass_through() -> None:
     with pytest.warns(UserWarning, match="not a leak"):
         with leak_check():
             warnings.warn("not a leak", UserWarning, stacklevel=1)
+
+
+def test_proxies_and_mocks_are_not_transports_or_reactors() -> None:
+    import weakref
+    from unittest import mock
+
+    from reactor import Transport
+
+    reactor = Reactor()
+    proxy = weakref.proxy(reactor)
+    other = Reactor()
+    other.close()
+    dead = weakref.proxy(other)
+    del other  # the proxy's referent is gone
+    try:
+        with leak_check():
+            fake = mock.Mock(spec=Transport)
+        assert fake is not None and proxy.is_closed() is False and dead is not None
+    finally:
+        reactor.close()

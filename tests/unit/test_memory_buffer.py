@@ -210,3 +210,86 @@ def test_a_flushed_close_passes_its_reason_on() -> None:
     transport.close(reason)
     transport.peer_read()
     assert transport.protocol.events == [("lost", reason)]  # type: ignore[union-attr]
+
+
+# -- matching the real transport where a review found the double differed ------------
+
+
+def test_a_close_inside_a_timer_callback_is_delivered_after_it(
+        clock: FakeClock, fake_reactor: Reactor) -> None:
+    log: List[str] = []
+
+    class Closer(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            fake_reactor.call_later(1, self.tick, transport)
+
+        def tick(self, transport: Any) -> None:
+            transport.close()
+            log.append("after close()")
+
+        def connection_lost(self, exc: Optional[BaseException]) -> None:
+            log.append("connection_lost")
+
+    MemoryTransport(reactor=fake_reactor).connect(Closer())
+    advance(fake_reactor, 1)
+    assert log == ["after close()", "connection_lost"]
+
+
+def test_data_received_is_never_re_entered() -> None:
+    seen: List[Any] = []
+
+    class Toggler(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def data_received(self, data: bytes) -> None:
+            seen.append(data)
+            if data == b"a":
+                self.transport.pause_reading()
+                self.transport.resume_reading()
+            seen.append("returns")
+
+    transport = MemoryTransport()
+    transport.connect(Toggler())
+    transport.feed(b"abc", chunk_size=1)
+    assert seen == [b"a", "returns", b"b", "returns", b"c", "returns"]
+
+
+def test_reading_stops_at_the_peers_eof() -> None:
+    class HalfOpen(Protocol):
+        def eof_received(self) -> Optional[bool]:
+            return True  # keep writing
+
+    transport = MemoryTransport()
+    transport.connect(HalfOpen())
+    transport.feed_eof()
+    assert not transport.is_reading() and not transport.closed
+    transport.resume_reading()
+    assert not transport.is_reading()
+
+
+def test_a_write_timeout_set_while_closing_cuts_the_flush(clock: FakeClock,
+                                                          fake_reactor: Reactor) -> None:
+    transport = slow_peer(reactor=fake_reactor)
+    transport.write(b"x" * 10)
+    transport.close()
+    transport.set_write_timeout(5)
+    advance(fake_reactor, 5)
+    ((lost, exc),) = transport.protocol.events  # type: ignore[union-attr]
+    assert isinstance(exc, DeadlineExceeded) and exc.kind == "write"
+
+    transport = slow_peer(reactor=fake_reactor)
+    transport.write(b"x" * 10)
+    reason = ConnectionError("going away")
+    transport.close(reason)
+    transport.set_write_timeout(None)  # a close for a reason is still cut
+    advance(fake_reactor, 10)
+    assert transport.protocol.events == [("lost", reason)]  # type: ignore[union-attr]
+
+
+def test_abort_clears_the_paused_state() -> None:
+    transport = slow_peer()
+    transport.write(b"x" * 200)
+    assert transport.writing_paused
+    transport.abort()
+    assert not transport.writing_paused

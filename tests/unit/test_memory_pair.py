@@ -149,8 +149,7 @@ def test_eof_mid_message() -> None:
         pair.run()
         assert server.messages == [b"first"]
         (exc,) = server.lost
-        # 3 bytes of the body held: the header was parsed.
-        assert isinstance(exc, IncompleteFrame) and exc.pending == 3
+        assert isinstance(exc, IncompleteFrame) and exc.pending == 7  # header and 3 bytes
         assert pair.to_server.dropped == 3 + 4 + 5
 
 
@@ -244,3 +243,35 @@ def test_run_is_bounded() -> None:
 def test_bad_link_options() -> None:
     with pytest.raises(ValueError):
         MemoryPair(Peer(), Peer(), window=0)
+
+
+def test_a_reset_after_a_half_close_still_reaches_the_peer() -> None:
+    server = Peer(keep_after_eof=True)
+    client = Peer()
+    with MemoryPair(server, client) as pair:
+        client.transport.write_eof()
+        pair.run()
+        assert server.events == ["eof"]
+        pair.reset(pair.server)  # the client, half-closed, now aborts
+        assert isinstance(server.events[-1][1], ConnectionResetError)
+
+
+def test_advance_is_bounded() -> None:
+    class Busy(Peer):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.reactor = transport.get_extra_info("reactor")
+            self.reactor.call_later(0.001, self.again)
+
+        def again(self) -> None:
+            self.reactor.call_later(0.001, self.again)
+
+    with MemoryPair(Busy(), Peer()) as pair:
+        with pytest.raises(RuntimeError, match="still busy after 50 steps"):
+            pair.advance(1, max_steps=50)
+
+
+def test_chunk_sizes_are_checked_up_front() -> None:
+    for chunking in (0, [3, 0], []):
+        with pytest.raises(ValueError, match="at least 1 byte"):
+            MemoryPair(Peer(), Peer(), chunking=chunking)

@@ -1042,7 +1042,7 @@ class Reactor:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    # -- conveniences (implemented in reactor.tcp) -----------------------------
+    # -- conveniences (implemented in reactor.tcp, .unix and .streams) ---------
 
     def listen_tcp(self, protocol_factory: Callable[[], Any], host: Any = "localhost",
                    port: int = 0, **options: Any) -> Any:
@@ -1057,3 +1057,24 @@ class Reactor:
         without blocking and return its ``Connector``."""
         from .tcp import connect_tcp
         return connect_tcp(self, protocol_factory, host, port, **options)
+
+    def listen_unix(self, protocol_factory: Callable[[], Any], path: Any = None,
+                    **options: Any) -> Any:
+        """``reactor.unix.listen_unix(self, ...)``: listen on a Unix socket
+        and return its ``UnixListener``."""
+        from .unix import listen_unix
+        return listen_unix(self, protocol_factory, path, **options)
+
+    def connect_unix(self, protocol_factory: Callable[[], Any], path: Any,
+                     **options: Any) -> Any:
+        """``reactor.unix.connect_unix(self, ...)``: connect to a Unix socket
+        without blocking and return its ``Connector``."""
+        from .unix import connect_unix
+        return connect_unix(self, protocol_factory, path, **options)
+
+    def connect_accepted_socket(self, protocol_factory: Callable[[], Any], sock: Any,
+                                **options: Any) -> Any:
+        """``reactor.streams.connect_accepted_socket(self, ...)``: wrap an
+        already-connected stream socket in a started transport."""
+        from .streams import connect_accepted_socket
+        return connect_accepted_socket(self, protocol_factory, sock, **options)

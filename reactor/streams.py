@@ -48,6 +48,7 @@ from __future__ import annotations
 import enum
 import errno
 import socket
+import struct
 import warnings
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Optional, Set, Tuple
 
@@ -61,7 +62,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .timers import TimerHandle
 
 __all__ = ["StreamTransport", "TransportGroup", "TransportSettings", "TransportState",
-           "DEFAULT_SETTINGS", "DEFAULT_MAX_WRITE_BUFFER", "ROUTINE_ERRORS"]
+           "DEFAULT_SETTINGS", "DEFAULT_MAX_WRITE_BUFFER", "ROUTINE_ERRORS",
+           "transport_settings", "connect_accepted_socket", "peercred"]
 
 
 #: Errors a peer can cause at any time.  They close the connection and reach
@@ -182,11 +184,61 @@ class TransportSettings:
 #: What a transport uses when given no settings.
 DEFAULT_SETTINGS = TransportSettings()
 
+
+def transport_settings(*, write_timeout: Optional[float] = None,
+                       idle_timeout: Optional[float] = None,
+                       max_lifetime: Optional[float] = None,
+                       max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER
+                       ) -> TransportSettings:
+    """The settings for the keywords every listen and connect call takes,
+    shared: ``DEFAULT_SETTINGS`` when none is given."""
+    if not (write_timeout or idle_timeout or max_lifetime) \
+            and max_write_buffer == DEFAULT_MAX_WRITE_BUFFER:
+        return DEFAULT_SETTINGS
+    return TransportSettings(write_timeout=write_timeout, idle_timeout=idle_timeout,
+                             max_lifetime=max_lifetime, max_write_buffer=max_write_buffer)
+
 #: Seconds a connection closed by a deadline may take to flush what it had
 #: written, if it has no write timeout of its own: enough for a goodbye to
 #: reach a slow reader, short enough that a peer that stopped reading
 #: cannot keep the connection long past its deadline.
 FLUSH_AFTER_DEADLINE = 10.0
+
+
+def peercred(sock: socket.socket) -> Optional[Tuple[int, int, int]]:
+    """The ``(pid, uid, gid)`` of a Unix socket's peer, as the kernel saw
+    it at connect; ``None`` for other sockets or where the system cannot
+    say (``SO_PEERCRED`` is Linux's)."""
+    option = getattr(socket, "SO_PEERCRED", None)
+    if option is None or sock.family != getattr(socket, "AF_UNIX", None):
+        return None
+    pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option,
+                                                        struct.calcsize("3i")))
+    return pid, uid, gid
+
+
+def connect_accepted_socket(reactor: "Reactor", protocol_factory: Callable[[], "Protocol"],
+                            sock: socket.socket, *, write_timeout: Optional[float] = None,
+                            idle_timeout: Optional[float] = None,
+                            max_lifetime: Optional[float] = None,
+                            max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER,
+                            group: Optional["TransportGroup"] = None) -> "StreamTransport":
+    """Wrap an already-connected stream socket (TCP or Unix: accepted
+    elsewhere, inherited, from ``socketpair()``...) in a transport and start
+    it: ``protocol_factory()`` gets ``connection_made`` before this returns.
+    The transport owns the socket from now on.  The deadline keywords are
+    ``listen_tcp``'s.  (asyncio's ``connect_accepted_socket``.)"""
+    if reactor.is_closed():
+        raise RuntimeError("this reactor is closed")
+    if sock.type != socket.SOCK_STREAM:
+        raise ValueError(f"need a stream socket, not {sock!r}")
+    sock.setblocking(False)
+    settings = transport_settings(write_timeout=write_timeout, idle_timeout=idle_timeout,
+                                  max_lifetime=max_lifetime, max_write_buffer=max_write_buffer)
+    transport = StreamTransport(reactor, sock, protocol_factory(), settings=settings,
+                                group=group)
+    transport.start("adopted")
+    return transport
 
 
 class _Stall:
@@ -542,8 +594,9 @@ class StreamTransport(Transport):
         return self._settings.max_lifetime
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
-        """``"peername"``, ``"sockname"``, ``"socket"`` or ``"reactor"``
-        (the one this transport runs on); ``default`` for anything else, or
+        """``"peername"``, ``"sockname"``, ``"socket"``, ``"reactor"`` (the
+        one this transport runs on), or ``"peercred"`` (a Unix socket's peer
+        as ``(pid, uid, gid)``, on Linux); ``default`` for anything else, or
         once the socket is closed.  Asked of the socket each time (nothing
         is cached per connection), so keep what you need from
         ``connection_made``."""
@@ -552,6 +605,8 @@ class StreamTransport(Transport):
                 return self._sock.getpeername()
             if name == "sockname":
                 return self._sock.getsockname()
+            if name == "peercred":
+                return peercred(self._sock) or default
         except OSError:
             return default
         if name == "reactor":

@@ -34,6 +34,7 @@ from .streams import (
     StreamTransport,
     TransportGroup,
     TransportSettings,
+    transport_settings,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -42,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .timers import TimerHandle
 
 __all__ = ["listen_tcp", "connect_tcp", "Connector", "ConnectError", "DEFAULT_BACKLOG",
-           "resolve", "has_ipv6_loopback"]
+           "resolve", "has_ipv6_loopback", "adopt_listening"]
 
 #: Pending connections the kernel may queue per listening socket (it caps
 #: this at net.core.somaxconn).  Generous, because some stacks reset rather
@@ -54,11 +55,13 @@ Address = Tuple[int, Any]  # (family, sockaddr)
 
 
 class ConnectError(ConnectionError):
-    """A ``connect_tcp`` that failed: ``host``, ``port`` and the underlying
-    error (also as ``__cause__``) say why."""
+    """A ``connect_tcp`` (or ``connect_unix``) that failed: ``host``,
+    ``port`` (``None`` for a Unix socket, whose path is ``host``) and the
+    underlying error (also as ``__cause__``) say why."""
 
-    def __init__(self, host: str, port: int, reason: BaseException) -> None:
-        super().__init__(f"cannot connect to {format_address((host, port))}: {reason}")
+    def __init__(self, host: str, port: Optional[int], reason: BaseException) -> None:
+        where = format_address(host if port is None else (host, port))  # None: a Unix path
+        super().__init__(f"cannot connect to {where}: {reason}")
         self.host = host
         self.port = port
         self.reason = reason
@@ -112,20 +115,6 @@ def set_nodelay(sock: socket.socket) -> None:
 # -- listening ----------------------------------------------------------------------
 
 
-def transport_settings(*, write_timeout: Optional[float] = None,
-                       idle_timeout: Optional[float] = None,
-                       max_lifetime: Optional[float] = None,
-                       max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER
-                       ) -> TransportSettings:
-    """The settings for these keywords, shared: ``DEFAULT_SETTINGS`` when
-    none is given."""
-    if not (write_timeout or idle_timeout or max_lifetime) \
-            and max_write_buffer == DEFAULT_MAX_WRITE_BUFFER:
-        return DEFAULT_SETTINGS
-    return TransportSettings(write_timeout=write_timeout, idle_timeout=idle_timeout,
-                             max_lifetime=max_lifetime, max_write_buffer=max_write_buffer)
-
-
 def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
                host: Hosts = "localhost", port: int = 0, *, backlog: int = DEFAULT_BACKLOG,
                reuse_address: bool = True, write_timeout: Optional[float] = None,
@@ -133,7 +122,8 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
                max_lifetime: Optional[float] = None,
                max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER,
                max_connections: Optional[int] = None,
-               max_connections_per_host: Optional[int] = None) -> Listener:
+               max_connections_per_host: Optional[int] = None,
+               sock: Optional[socket.socket] = None) -> Listener:
     """Listen for TCP connections and return the ``Listener``.
 
     ``host`` is a name, an address, or a list of them.  ``None`` or ``""``
@@ -153,12 +143,23 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
     clients stay in the kernel's backlog); ``max_connections_per_host``
     closes at once a connection whose peer address already has that many.
     A factory that returns ``None`` refuses that one connection.
+
+    ``sock`` adopts a TCP socket that is already bound (by a supervisor, or
+    inherited): ``host`` and ``port`` are then not used, and the listener
+    owns the socket from now on.
     """
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
     settings = transport_settings(write_timeout=write_timeout, idle_timeout=idle_timeout,
                                   max_lifetime=max_lifetime, max_write_buffer=max_write_buffer)
-    sockets = _bind_all(_listen_addresses(reactor, host, port), port, backlog, reuse_address)
+    if sock is not None:
+        if sock.family not in (socket.AF_INET, socket.AF_INET6) \
+                or sock.type != socket.SOCK_STREAM:
+            raise ValueError(f"listen_tcp(sock=) needs a bound TCP socket, not {sock!r}")
+        sockets = [adopt_listening(sock, backlog)]
+    else:
+        sockets = _bind_all(_listen_addresses(reactor, host, port), port, backlog,
+                            reuse_address)
     try:
         return Listener(reactor, protocol_factory, sockets, settings=settings,
                         prepare=set_nodelay, max_connections=max_connections,
@@ -167,6 +168,18 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
         for sock in sockets:
             sock.close()
         raise
+
+
+def adopt_listening(sock: socket.socket, backlog: int) -> socket.socket:
+    """A bound socket made ready for a ``Listener``: listening (again, with
+    ``backlog``, if it already was) and non-blocking."""
+    try:
+        sock.getsockname()
+        sock.listen(backlog)
+    except OSError as exc:
+        raise ValueError(f"cannot listen on the socket given: {exc}") from exc
+    sock.setblocking(False)
+    return sock
 
 
 def _listen_addresses(reactor: "Reactor", host: Hosts, port: int) -> List[Address]:
@@ -259,6 +272,11 @@ def connect_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory, host: str
 
 DoneCallback = Callable[["Connector"], None]
 
+_AF_UNIX = getattr(socket, "AF_UNIX", -1)
+
+#: Seconds between tries to connect to a Unix socket whose backlog is full.
+UNIX_RETRY_DELAY = 0.01
+
 
 class Connector:
     """One outgoing TCP connection in progress; returned by ``connect_tcp``.
@@ -280,13 +298,16 @@ class Connector:
     to pick the source address; addresses of the other family are skipped.
     ``group`` is the ``TransportGroup`` the connection joins (by default the
     reactor's own): its ``on_leave`` hears when the connection is gone.
+    ``addresses`` (``(family, sockaddr)`` pairs) are tried instead of
+    resolving ``host``: ``connect_unix`` gives ``[(AF_UNIX, path)]``.
     """
 
     def __init__(self, reactor: "Reactor", protocol_factory: ProtocolFactory,
-                 host: str, port: int, *, timeout: Optional[float] = 30.0,
+                 host: str, port: Optional[int], *, timeout: Optional[float] = 30.0,
                  settings: Optional[TransportSettings] = None,
                  local_addr: Optional[Tuple[str, int]] = None,
-                 group: Optional[TransportGroup] = None) -> None:
+                 group: Optional[TransportGroup] = None,
+                 addresses: Optional[List[Address]] = None) -> None:
         self._reactor = reactor
         self._group = group
         self._local_addr = local_addr
@@ -303,9 +324,12 @@ class Connector:
         self._addresses: List[Address] = []
         self._last_error: Optional[BaseException] = None
         self._timer: Optional[TimerHandle] = None
+        self._retry: Optional[TimerHandle] = None
         if timeout is not None:
             self._timer = reactor.call_later(timeout, self._timed_out, timeout)
-        if _is_ip_literal(host):
+        if addresses is not None:  # nothing to resolve (a Unix socket's path)
+            reactor.call_soon(self._start, list(addresses))
+        elif _is_ip_literal(host):
             # No lookup can block on a literal; still go through the loop so
             # that results are never delivered from inside connect_tcp().
             try:
@@ -318,6 +342,7 @@ class Connector:
                                             call.exception()))
 
     def _lookup(self) -> Any:
+        assert self.port is not None, "only a TCP connector resolves"
         return resolve(self._reactor, self.host, self.port)
 
     # -- public -------------------------------------------------------------------
@@ -343,7 +368,8 @@ class Connector:
     def __repr__(self) -> str:
         state = ("connected" if self.transport else "failed" if self.error
                  else "cancelled" if self._done else "connecting")
-        return f"<Connector {format_address((self.host, self.port))} {state}>"
+        where = format_address(self.host if self.port is None else (self.host, self.port))
+        return f"<Connector {where} {state}>"
 
     # -- the steps ----------------------------------------------------------------
 
@@ -353,12 +379,17 @@ class Connector:
         if exc is not None:
             self._fail(exc)
             return
-        self._addresses = [(info[0], info[4]) for info in infos
-                           if info[0] in (socket.AF_INET, socket.AF_INET6)]
-        if not self._addresses:
+        addresses = [(info[0], info[4]) for info in infos
+                     if info[0] in (socket.AF_INET, socket.AF_INET6)]
+        if not addresses:
             self._fail(OSError(f"{self.host!r} resolved to no IPv4 or IPv6 address"))
             return
-        self._try_next()
+        self._start(addresses)
+
+    def _start(self, addresses: List[Address]) -> None:
+        if not self._done:
+            self._addresses = addresses
+            self._try_next()
 
     def _try_next(self) -> None:
         while self._addresses:
@@ -379,6 +410,13 @@ class Connector:
                     self._last_error = exc
                     continue
             code = sock.connect_ex(addr)
+            if family == _AF_UNIX and code == errno.EAGAIN:
+                # A Unix listener's backlog is full: this connect did not
+                # start (no EINPROGRESS for Unix sockets); try again soon.
+                sock.close()
+                self._addresses.insert(0, (family, addr))
+                self._retry = self._reactor.call_later(UNIX_RETRY_DELAY, self._try_next)
+                return
             if code in (0, errno.EINPROGRESS, errno.EWOULDBLOCK, errno.EINTR):
                 self._sock = sock
                 self._reactor.add_handler(sock, EVENT_WRITE, self)
@@ -404,7 +442,8 @@ class Connector:
         self._connected(sock)
 
     def _connected(self, sock: socket.socket) -> None:
-        set_nodelay(sock)
+        if sock.family != _AF_UNIX:
+            set_nodelay(sock)
         self._done = True
         self._cancel_timer()
         failures: List[Exception] = []
@@ -444,9 +483,10 @@ class Connector:
             self._sock = None
 
     def _cancel_timer(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
+        for timer in (self._timer, self._retry):
+            if timer is not None:
+                timer.cancel()
+        self._timer = self._retry = None
 
     def _finish(self, error: Optional[ConnectError], reported: bool = False) -> None:
         if error is not None:

@@ -5,8 +5,9 @@ Read from the source with ``ast``, nothing is imported.  ``LAYERS`` lists the
 modules from the bottom up; a module may import only from layers below its
 own.  That holds for imports under ``TYPE_CHECKING`` too, with one pair
 allowed (the protocol and transport interfaces name each other in
-annotations) and one function-local import (the reactor's ``listen_tcp`` and
-``connect_tcp`` conveniences reach up into ``tcp`` when called).
+annotations) and the function-local imports of the reactor's conveniences
+(``listen_tcp``, ``listen_unix``, ``connect_accepted_socket``...), which
+reach up into ``tcp``, ``unix`` and ``streams`` when called.
 
 A name that starts with one underscore may be used only in the module that
 defines it (as a class, function, method, slot, annotated or assigned name,
@@ -33,6 +34,7 @@ LAYERS: List[Set[str]] = [
     {"streams", "framed"},
     {"listeners"},
     {"tcp"},
+    {"unix"},
     {"testing", "conversations", "clients", "reconnect"},
     {"demo"},
     {"cli"},
@@ -45,6 +47,8 @@ ALLOWED = {
     ("protocols", "transports", "TYPE_CHECKING"),
     ("transports", "protocols", "TYPE_CHECKING"),
     ("loop", "tcp", "function"),
+    ("loop", "unix", "function"),
+    ("loop", "streams", "function"),
 }
 
 #: Documented standard-library names that happen to start with "_".

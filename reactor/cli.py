@@ -152,6 +152,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "and ::1; '::' for all interfaces, dual-stack)")
     p.add_argument("--port", type=_port, default=None,
                    help="port (default: echo 3005, ack 50544, read 0 = any free port)")
+    p.add_argument("--unix", metavar="PATH", default=None,
+                   help="listen on this Unix socket instead of TCP (a leading @ is a "
+                        "Linux abstract name)")
     p.add_argument("--timeout", type=_seconds, default=30.0,
                    help="close a connection idle this many seconds (0: never; default 30)")
     p.add_argument("--message-timeout", type=_seconds, default=0.0,
@@ -178,11 +181,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="print the loop's statistics every N seconds")
     p.set_defaults(func=cmd_serve)
 
-    p = commands.add_parser("send", help="connect, write each MESSAGE, close")
-    p.add_argument("host")
-    p.add_argument("port", type=_port)
-    p.add_argument("messages", nargs="*", metavar="MESSAGE",
-                   help="what to send (default: hello there)")
+    p = commands.add_parser("send", help="connect, write each MESSAGE, close",
+                            usage="reactor send [-h] [--nul] [--timeout T] "
+                                  "(HOST PORT | --unix PATH) [MESSAGE ...]")
+    p.add_argument("target", nargs="*", metavar="HOST PORT MESSAGE",
+                   help="where to connect (unless --unix), then what to send "
+                        "(default: hello there)")
+    p.add_argument("--unix", metavar="PATH", default=None,
+                   help="connect to this Unix socket instead of HOST PORT")
     p.add_argument("--nul", action="store_true",
                    help="end each message with a NUL byte, as the C client does")
     p.add_argument("--timeout", type=_seconds, default=10.0)
@@ -195,8 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_ack_client)
 
     p = commands.add_parser("echo-client", help="send records, check every byte comes back")
-    p.add_argument("host")
+    p.add_argument("host", nargs="?", default=None)
     p.add_argument("port", type=_port, nargs="?", default=DEFAULT_PORTS["echo"])
+    p.add_argument("--unix", metavar="PATH", default=None,
+                   help="connect to this Unix socket instead of HOST PORT")
     p.add_argument("--size", type=_positive_int, default=250)
     p.add_argument("--count", type=_positive_int, default=1)
     p.add_argument("--timeout", type=_seconds, default=30.0)
@@ -216,15 +224,42 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _split_send_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """``send``'s positionals: HOST PORT MESSAGE... over TCP, MESSAGE...
+    with ``--unix``."""
+    target = list(args.target)
+    args.host = args.port = None
+    if args.unix is None:
+        if len(target) < 2:
+            parser.error("send needs HOST PORT (or --unix PATH)")
+        args.host = target.pop(0)
+        try:
+            args.port = _port(target.pop(0))
+        except argparse.ArgumentTypeError as exc:
+            parser.error(f"argument port: {exc}")
+    args.messages = target
+
+
+def _unix_path(path: str) -> str:
+    """``@name`` on the command line is the abstract name ``\\0name``."""
+    return "\0" + path[1:] if path.startswith("@") else path
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     # parse_known_args so that `send HOST PORT --nul MESSAGE` works: argparse
     # alone cannot take positionals that come after an option.
     args, extra = parser.parse_known_args(argv)
     if extra and args.command == "send" and not any(e.startswith("-") for e in extra):
-        args.messages += extra
+        args.target += extra
     elif extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if args.command == "send":
+        _split_send_target(parser, args)
+    if args.command == "echo-client" and (args.host is None) == (args.unix is None):
+        parser.error("echo-client needs HOST [PORT] or --unix PATH (not both)")
+    if args.command == "serve" and args.unix is not None and args.port is not None:
+        parser.error("serve takes --port or --unix, not both")
     try:
         return int(args.func(args))
     except UserError as exc:
@@ -265,9 +300,11 @@ class GracefulStop:
 
 
 def _listen(reactor: Reactor, kind: str, host: str, port: Optional[int],
-            settings: Settings, log: Callable[[str], None]) -> Listener:
+            settings: Settings, log: Callable[[str], None],
+            unix: Optional[str] = None) -> Listener:
     try:
-        return serve(reactor, kind, host, port, settings=settings, log=log)
+        return serve(reactor, kind, host, port, settings=settings, log=log,
+                     unix=None if unix is None else _unix_path(unix))
     except socket.gaierror as exc:
         raise UserError(f"unknown host {host!r}: {exc.strerror}")
     except OSError as exc:
@@ -304,10 +341,14 @@ def cmd_serve(args: argparse.Namespace) -> int:
             reactor.set_exception_handler(report_error)
             if args.stats:
                 _print_stats_every(reactor, args.stats)
-            listener = _listen(reactor, args.kind, args.host, args.port, settings, log)
+            listener = _listen(reactor, args.kind, args.host, args.port, settings, log,
+                               args.unix)
             # Handlers first: whoever reads the port line may signal at once.
             GracefulStop(reactor, args.grace, log).install()
-            out(f"Socket port {listener.port}")
+            if args.unix is None:
+                out(f"Socket port {listener.port}")
+            else:
+                out(f"Socket path {args.unix}")
             for address in listener.addresses:
                 out(f"{args.kind} server listening on {format_address(address)}")
             reactor.run()
@@ -322,9 +363,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
 # -- clients ----------------------------------------------------------------------
 
 
-def _run_client(host: str, port: int, client: Client, timeout: float,
-                setup: Optional[Callable[[Reactor], None]] = None) -> Client:
-    """Connect ``client`` to ``host:port`` and run until it is done."""
+def _run_client(host: Optional[str], port: Optional[int], client: Client, timeout: float,
+                setup: Optional[Callable[[Reactor], None]] = None,
+                unix: Optional[str] = None) -> Client:
+    """Connect ``client`` to ``host:port``, or to the Unix socket ``unix``,
+    and run until it is done."""
     with Reactor() as reactor:
         if setup is not None:
             setup(reactor)
@@ -336,8 +379,13 @@ def _run_client(host: str, port: int, client: Client, timeout: float,
                 reactor.stop()
 
         client.on_done = lambda _client: reactor.stop()
-        reactor.connect_tcp(lambda: client, host, port,
-                            timeout=timeout or None).add_done_callback(connected)
+        if unix is not None:
+            connector = reactor.connect_unix(lambda: client, _unix_path(unix),
+                                             timeout=timeout or None)
+        else:
+            assert host is not None and port is not None
+            connector = reactor.connect_tcp(lambda: client, host, port, timeout=timeout or None)
+        connector.add_done_callback(connected)
         if timeout:
             reactor.call_later(timeout, client.fail, f"no answer within {timeout:g}s")
         reactor.run()
@@ -353,7 +401,7 @@ def _run_client(host: str, port: int, client: Client, timeout: float,
 def cmd_send(args: argparse.Namespace) -> int:
     messages = [m.encode() for m in args.messages or ["hello there"]]
     client = _run_client(args.host, args.port, SendClient(messages, nul=args.nul, log=out),
-                         args.timeout)
+                         args.timeout, unix=args.unix)
     if not client.ok:
         raise UserError(client.problem or "failed")
     return 0
@@ -431,7 +479,8 @@ def read_line(reactor: Reactor, answer: Callable[[Optional[str]], None],
 
 def cmd_echo_client(args: argparse.Namespace) -> int:
     client = _run_client(args.host, args.port,
-                         EchoClient(args.size, args.count, log=out), args.timeout)
+                         EchoClient(args.size, args.count, log=out), args.timeout,
+                         unix=args.unix)
     if not client.ok:
         raise UserError(client.problem or "failed")
     out(f"echo-client: {args.count} record(s) of {args.size} bytes came back intact")

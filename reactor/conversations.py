@@ -47,6 +47,7 @@ from .machines import (
 from .protocols import Protocol
 from .tcp import DEFAULT_BACKLOG, listen_tcp
 from .transports import DeadlineExceeded
+from .unix import listen_unix
 
 if TYPE_CHECKING:  # pragma: no cover
     from .listeners import Listener
@@ -294,7 +295,8 @@ class AckProtocol(ConversationProtocol):
         return AckMachine(message_timeout=s.message_timeout, max_message=s.max_message)
 
     def report_accepted(self, peername: Any) -> None:
-        host, port = (peername[0], peername[1]) if isinstance(peername, tuple) else (peername, "?")
+        host, port = ((peername[0], peername[1]) if isinstance(peername, tuple)
+                      else (format_address(peername), "?"))  # a Unix socket has no port
         self.report(f"server: got connection from = {host} and port = {port}")
 
     def event_received(self, event: Event) -> None:
@@ -358,10 +360,12 @@ DEFAULT_PORTS = {"echo": 3005, "ack": 50544, "read": 0}
 def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
           port: Optional[int] = None, *, settings: Optional[Settings] = None,
           log: Optional[Log] = None, backlog: int = DEFAULT_BACKLOG,
-          protocol_class: Optional[Type[ConversationProtocol]] = None) -> "Listener":
+          protocol_class: Optional[Type[ConversationProtocol]] = None,
+          unix: Optional[str] = None) -> "Listener":
     """Start a server for conversation ``kind`` (``ack``, ``read`` or
-    ``echo``) and return its listener.  All its connections share one
-    deadline timer."""
+    ``echo``) and return its listener: on ``host`` and ``port``, or on the
+    Unix socket ``unix`` if given.  All its connections share one deadline
+    timer."""
     cls = protocol_class or PROTOCOLS[kind]
     settings = settings or Settings()
     context = ServerContext(reactor, settings, log or logger.info)
@@ -369,6 +373,11 @@ def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
     def factory() -> ConversationProtocol:
         return cls(reactor, context=context)
 
+    if unix is not None:
+        return listen_unix(reactor, factory, unix, backlog=backlog,
+                           write_timeout=settings.write_timeout,
+                           idle_timeout=settings.idle_timeout,
+                           max_connections=settings.max_connections)
     return listen_tcp(reactor, factory, host, DEFAULT_PORTS[kind] if port is None else port,
                       backlog=backlog, write_timeout=settings.write_timeout,
                       idle_timeout=settings.idle_timeout,

@@ -32,6 +32,7 @@ import socket
 import stat
 from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
+from .addresses import format_address
 from .listeners import Listener, ProtocolFactory
 from .streams import DEFAULT_MAX_WRITE_BUFFER, TransportGroup, transport_settings
 from .tcp import DEFAULT_BACKLOG, Connector, adopt_listening
@@ -45,13 +46,9 @@ Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
 
 def describe_path(path: Any) -> str:
-    """A Unix socket address for people: the path, or ``@name`` for an
-    abstract one; ``(unnamed)`` for a client that did not bind."""
-    if isinstance(path, bytes):
-        path = path.decode("utf-8", "backslashreplace")
-    if not path:
-        return "(unnamed)"
-    return "@" + path[1:] if path.startswith("\0") else str(path)
+    """A Unix socket address for people: the path, ``@name`` for an
+    abstract one, ``(unnamed)`` for a client that did not bind."""
+    return format_address(path)
 
 
 def _is_abstract(path: Union[str, bytes]) -> bool:

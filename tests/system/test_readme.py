@@ -33,7 +33,7 @@ def python_blocks() -> list:
 
 
 def test_every_python_block_is_run_below() -> None:
-    assert len(python_blocks()) == 4
+    assert len(python_blocks()) == 5
 
 
 def test_readme_protocol_example_runs() -> None:
@@ -121,3 +121,9 @@ def test_readme_toolkit_example_runs() -> None:
     source = python_blocks()[1]
     assert "MemoryPair" in source and "LineProtocol" in source
     exec(compile(source, "README.rst toolkit example", "exec"), {})
+
+
+def test_readme_unix_example_runs() -> None:
+    source = python_blocks()[4]
+    assert "listen_unix" in source and "peercred" in source
+    exec(compile(source, "README.rst Unix example", "exec"), {})

@@ -7,17 +7,26 @@ from .framed import LengthPrefixedProtocol, LineProtocol
 from .framing import FrameTooLong, IncompleteFrame
 from .listeners import Listener
 from .loop import EVENT_READ, EVENT_WRITE, Handle, InternalError, IOHandler, Reactor
-from .protocols import Protocol
+from .protocols import DatagramProtocol, Protocol
 from .reconnect import ReconnectingClient
 from .streams import StreamTransport, TransportSettings
 from .tcp import ConnectError, Connector
 from .timers import Clock, MonotonicClock, TimerHandle
-from .transports import DeadlineExceeded, Transport, WriteBufferFull
+from .transports import (
+                         DatagramTransport,
+                         DatagramTruncated,
+                         DeadlineExceeded,
+                         Transport,
+                         WriteBufferFull,
+)
 
 __all__ = [
     "Clock",
     "ConnectError",
     "Connector",
+    "DatagramProtocol",
+    "DatagramTransport",
+    "DatagramTruncated",
     "DeadlineExceeded",
     "EVENT_READ",
     "EVENT_WRITE",

@@ -28,8 +28,8 @@ import traceback
 from typing import Any, Callable, Dict, List, NoReturn, Optional, Sequence, TextIO
 
 from .addresses import format_address
-from .clients import AckClient, Client, EchoClient, SendClient
-from .conversations import DEFAULT_PORTS, PROTOCOLS, Settings, serve
+from .clients import AckClient, Client, DatagramEchoClient, EchoClient, SendClient
+from .conversations import DEFAULT_PORTS, PROTOCOLS, Settings, serve, serve_udp_echo
 from .listeners import Listener
 from .loop import Reactor
 from .tcp import Connector
@@ -155,6 +155,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unix", metavar="PATH", default=None,
                    help="listen on this Unix socket instead of TCP (a leading @ is a "
                         "Linux abstract name)")
+    p.add_argument("--udp", action="store_true",
+                   help="echo: echo each UDP datagram to its sender instead of serving TCP")
     p.add_argument("--timeout", type=_seconds, default=30.0,
                    help="close a connection idle this many seconds (0: never; default 30)")
     p.add_argument("--message-timeout", type=_seconds, default=0.0,
@@ -205,6 +207,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("port", type=_port, nargs="?", default=DEFAULT_PORTS["echo"])
     p.add_argument("--unix", metavar="PATH", default=None,
                    help="connect to this Unix socket instead of HOST PORT")
+    p.add_argument("--udp", action="store_true",
+                   help="send UDP datagrams (one per record) instead of a TCP stream")
     p.add_argument("--size", type=_positive_int, default=250)
     p.add_argument("--count", type=_positive_int, default=1)
     p.add_argument("--timeout", type=_seconds, default=30.0)
@@ -260,6 +264,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("echo-client needs HOST [PORT] or --unix PATH (not both)")
     if args.command == "serve" and args.unix is not None and args.port is not None:
         parser.error("serve takes --port or --unix, not both")
+    if args.command == "serve" and args.udp and (args.kind != "echo" or args.unix):
+        parser.error("--udp serves the echo conversation over UDP (not with --unix)")
+    if args.command == "echo-client" and args.udp and args.unix:
+        parser.error("echo-client takes --udp or --unix, not both")
     try:
         return int(args.func(args))
     except UserError as exc:
@@ -341,6 +349,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             reactor.set_exception_handler(report_error)
             if args.stats:
                 _print_stats_every(reactor, args.stats)
+            if args.udp:
+                return _serve_udp(reactor, args, log)
             listener = _listen(reactor, args.kind, args.host, args.port, settings, log,
                                args.unix)
             # Handlers first: whoever reads the port line may signal at once.
@@ -357,6 +367,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         finally:
             library_log.removeHandler(handler)
             library_log.propagate = True
+    return 0
+
+
+def _serve_udp(reactor: Reactor, args: argparse.Namespace, log: "StepOutput") -> int:
+    try:
+        endpoint = serve_udp_echo(reactor, args.host, args.port, log=log, verbose=args.verbose)
+    except socket.gaierror as exc:
+        raise UserError(f"unknown host {args.host!r}: {exc.strerror}")
+    except OSError as exc:
+        raise UserError(exc.strerror or str(exc))
+    GracefulStop(reactor, args.grace, log).install()
+    sockets = endpoint.get_extra_info("sockets")
+    out(f"Socket port {sockets[0].getsockname()[1]}")
+    for sock in sockets:
+        out(f"echo server listening for UDP datagrams on {format_address(sock.getsockname())}")
+    reactor.run()
+    log.flush()
+    endpoint.abort()
     return 0
 
 
@@ -477,7 +505,27 @@ def read_line(reactor: Reactor, answer: Callable[[Optional[str]], None],
     threading.Thread(target=read, name="reactor-stdin", daemon=True).start()
 
 
+def _udp_echo_client(args: argparse.Namespace) -> int:
+    client = DatagramEchoClient(args.size, args.count, log=out)
+    with Reactor() as reactor:
+        client.on_done = lambda _client: reactor.stop()
+        try:
+            endpoint = reactor.connect_udp(lambda: client, args.host, args.port)
+        except OSError as exc:
+            raise UserError(f"cannot send to {args.host} port {args.port}: {exc}")
+        if args.timeout:
+            reactor.call_later(args.timeout, client.finish, f"no answer within {args.timeout:g}s")
+        reactor.run()
+        endpoint.abort()
+    if not client.ok:
+        raise UserError(client.problem or "failed")
+    out(f"echo-client: {args.count} datagram(s) of {args.size} bytes came back intact")
+    return 0
+
+
 def cmd_echo_client(args: argparse.Namespace) -> int:
+    if args.udp:
+        return _udp_echo_client(args)
     client = _run_client(args.host, args.port,
                          EchoClient(args.size, args.count, log=out), args.timeout,
                          unix=args.unix)

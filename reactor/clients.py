@@ -8,16 +8,18 @@ what went wrong.  ``on_done(client)`` is called once, from
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Callable, List, Optional
+from typing import TYPE_CHECKING, Any, Callable, List, Optional
 
 from .addresses import format_address
 from .machines import ACK, readable
-from .protocols import Protocol
+from .protocols import DatagramProtocol, Protocol
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .transports import Transport
+    from .timers import TimerHandle
+    from .transports import DatagramTransport, Transport
 
-__all__ = ["Client", "SendClient", "AckClient", "EchoClient", "echo_pattern"]
+__all__ = ["Client", "SendClient", "AckClient", "EchoClient", "echo_pattern",
+           "DatagramEchoClient"]
 
 Log = Callable[[str], None]
 
@@ -194,3 +196,72 @@ class EchoClient(Client):
 
 def _peer(transport: "Transport") -> str:
     return format_address(transport.get_extra_info("peername"))
+
+
+class DatagramEchoClient(DatagramProtocol):
+    """``reactor echo-client --udp``: send ``count`` datagrams of ``size``
+    bytes, one at a time, each checked when it comes back.  UDP may lose
+    one: a datagram not answered within ``retry`` seconds is sent again,
+    up to ``attempts`` times.  ``ok`` and ``problem`` as for ``Client``;
+    ``on_done(client)`` when finished either way."""
+
+    def __init__(self, size: int = 250, count: int = 1, retry: float = 1.0,
+                 attempts: int = 5, log: Optional[Log] = None) -> None:
+        if size < 1 or count < 1:
+            raise ValueError("size and count must be at least 1")
+        self.size, self.count, self.retry, self.attempts = size, count, retry, attempts
+        self.log = log or (lambda line: None)
+        self.index = 0
+        self.tries = 0
+        self.ok: Optional[bool] = None
+        self.problem: Optional[str] = None
+        self.on_done: Callable[["DatagramEchoClient"], None] = lambda client: None
+        self.transport: Optional[DatagramTransport] = None
+        self._timer: Optional[TimerHandle] = None
+
+    def connection_made(self, transport: "DatagramTransport") -> None:
+        self.transport = transport
+        peer = format_address(transport.get_extra_info("peername"))
+        self.log(f"Client sends datagrams to: {peer}")
+        self._send()
+
+    def _send(self) -> None:
+        assert self.transport is not None
+        self.tries += 1
+        if self.tries > self.attempts:
+            self.finish(f"no answer to datagram {self.index + 1} after {self.attempts} tries")
+            return
+        self.transport.sendto(echo_pattern(self.size, self.index))
+        reactor = self.transport.get_extra_info("reactor")
+        self._timer = reactor.call_later(self.retry, self._send)
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        if self.ok is not None:
+            return
+        expected = echo_pattern(self.size, self.index)
+        if data != expected:
+            if any(data == echo_pattern(self.size, i) for i in range(self.index)):
+                return  # the answer to a retry of one already checked
+            self.finish(f"datagram {self.index + 1} came back different")
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self.index += 1
+        self.tries = 0
+        self.log(f"Client received {len(data)} bytes back ({self.index}/{self.count})")
+        if self.index == self.count:
+            self.finish(None)
+        else:
+            self._send()
+
+    def error_received(self, exc: Exception) -> None:
+        self.finish(f"the server is not there: {exc}")
+
+    def finish(self, problem: Optional[str]) -> None:
+        """End with ``problem`` (``None``: success), once."""
+        if self.ok is not None:
+            return
+        self.ok, self.problem = problem is None, problem
+        if self._timer is not None:
+            self._timer.cancel()
+        self.on_done(self)

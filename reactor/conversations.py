@@ -44,9 +44,10 @@ from .machines import (
     Rejected,
     TimedOut,
 )
-from .protocols import Protocol
+from .protocols import DatagramProtocol, Protocol
 from .tcp import DEFAULT_BACKLOG, listen_tcp
 from .transports import DeadlineExceeded
+from .udp import UDPTransport, listen_udp
 from .unix import listen_unix
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -57,7 +58,7 @@ if TYPE_CHECKING:  # pragma: no cover
 
 __all__ = [
     "Settings", "ConversationProtocol", "AckProtocol", "ReadProtocol", "EchoProtocol",
-    "PROTOCOLS", "DEFAULT_PORTS", "serve", "format_address",
+    "PROTOCOLS", "DEFAULT_PORTS", "serve", "format_address", "DatagramEcho", "serve_udp_echo",
 ]
 
 logger = logging.getLogger("reactor.conversations")
@@ -383,3 +384,31 @@ def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
                       idle_timeout=settings.idle_timeout,
                       max_connections=settings.max_connections,
                       max_connections_per_host=settings.max_connections_per_host)
+
+
+class DatagramEcho(DatagramProtocol):
+    """Seed 2 over UDP: every datagram goes back to its sender, whole."""
+
+    def __init__(self, log: Optional[Log] = None, verbose: bool = False) -> None:
+        self.log = log or logger.info
+        self.verbose = verbose
+        self.echoed = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.transport.sendto(data, addr)
+        self.echoed += 1
+        if self.verbose:
+            self.log(f"echoed {len(data)} bytes to {format_address(addr)}")
+
+    def error_received(self, exc: Exception) -> None:
+        self.log(f"datagram error: {exc}")
+
+
+def serve_udp_echo(reactor: "Reactor", host: "Hosts" = "localhost", port: Optional[int] = None,
+                   *, log: Optional[Log] = None, verbose: bool = False) -> UDPTransport:
+    """The UDP echo server, on the echo port by default."""
+    return listen_udp(reactor, lambda: DatagramEcho(log, verbose), host,
+                      DEFAULT_PORTS["echo"] if port is None else port)

@@ -1042,7 +1042,7 @@ class Reactor:
     def __exit__(self, *exc_info: Any) -> None:
         self.close()
 
-    # -- conveniences (implemented in reactor.tcp, .unix and .streams) ---------
+    # -- conveniences (implemented in reactor.tcp, .unix, .udp and .streams) --
 
     def listen_tcp(self, protocol_factory: Callable[[], Any], host: Any = "localhost",
                    port: int = 0, **options: Any) -> Any:
@@ -1071,6 +1071,20 @@ class Reactor:
         without blocking and return its ``Connector``."""
         from .unix import connect_unix
         return connect_unix(self, protocol_factory, path, **options)
+
+    def listen_udp(self, protocol_factory: Callable[[], Any], host: Any = "localhost",
+                   port: int = 0, **options: Any) -> Any:
+        """``reactor.udp.listen_udp(self, ...)``: a datagram endpoint bound
+        to ``host``:``port``, started."""
+        from .udp import listen_udp
+        return listen_udp(self, protocol_factory, host, port, **options)
+
+    def connect_udp(self, protocol_factory: Callable[[], Any], host: str, port: int,
+                    **options: Any) -> Any:
+        """``reactor.udp.connect_udp(self, ...)``: a datagram endpoint
+        connected to ``host``:``port``, started."""
+        from .udp import connect_udp
+        return connect_udp(self, protocol_factory, host, port, **options)
 
     def connect_accepted_socket(self, protocol_factory: Callable[[], Any], sock: Any,
                                 **options: Any) -> Any:

@@ -27,12 +27,12 @@ connection is aborted; every other connection carries on.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .transports import DeadlineExceeded, Transport
+    from .transports import DatagramTransport, DeadlineExceeded, Transport
 
-__all__ = ["Protocol"]
+__all__ = ["Protocol", "DatagramProtocol"]
 
 
 class Protocol:
@@ -105,3 +105,43 @@ class Protocol:
     def resume_writing(self) -> None:
         """Called when the write buffer has drained to the low-water mark
         or below after a ``pause_writing``."""
+
+
+class DatagramProtocol:
+    """Base class for datagram (UDP) protocols.  Override what you need.
+
+    The call grammar, for one endpoint::
+
+        connection_made
+        (datagram_received | error_received | pause_writing | resume_writing)*
+        connection_lost                    <- exactly once, always last
+
+    There is no connection to lose to a bad peer: an exception raised by
+    ``datagram_received`` is reported to the reactor's exception handler
+    and the endpoint carries on with the next datagram.
+    """
+
+    __slots__ = ()
+
+    def connection_made(self, transport: "DatagramTransport") -> None:
+        """The endpoint is ready: keep ``transport`` to ``sendto`` with."""
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        """One datagram from ``addr`` (a ``(host, port)`` tuple)."""
+
+    def error_received(self, exc: Exception) -> None:
+        """A send or receive failed: ``ConnectionRefusedError`` on a
+        connected endpoint whose peer has no socket (ICMP port
+        unreachable), ``DatagramTruncated`` for a datagram larger than the
+        read buffer (dropped, never cut), and the like.  The endpoint
+        carries on."""
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        """The endpoint is closed (``exc`` is ``None`` for ``close()``)."""
+
+    def pause_writing(self) -> None:
+        """Datagrams the kernel could not take yet passed the high-water
+        mark; stop sending until ``resume_writing``."""
+
+    def resume_writing(self) -> None:
+        """The datagram buffer drained to the low-water mark."""

@@ -43,7 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .timers import TimerHandle
 
 __all__ = ["listen_tcp", "connect_tcp", "Connector", "ConnectError", "DEFAULT_BACKLOG",
-           "resolve", "has_ipv6_loopback", "adopt_listening"]
+           "resolve", "has_ipv6_loopback", "adopt_listening", "listen_addresses"]
 
 #: Pending connections the kernel may queue per listening socket (it caps
 #: this at net.core.somaxconn).  Generous, because some stacks reset rather
@@ -158,7 +158,7 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
             raise ValueError(f"listen_tcp(sock=) needs a bound TCP socket, not {sock!r}")
         sockets = [adopt_listening(sock, backlog)]
     else:
-        sockets = _bind_all(_listen_addresses(reactor, host, port), port, backlog,
+        sockets = _bind_all(listen_addresses(reactor, host, port), port, backlog,
                             reuse_address)
     try:
         return Listener(reactor, protocol_factory, sockets, settings=settings,
@@ -182,7 +182,9 @@ def adopt_listening(sock: socket.socket, backlog: int) -> socket.socket:
     return sock
 
 
-def _listen_addresses(reactor: "Reactor", host: Hosts, port: int) -> List[Address]:
+def listen_addresses(reactor: "Reactor", host: Hosts, port: int) -> List[Address]:
+    """The ``(family, sockaddr)`` pairs a listener on ``host`` binds: see
+    ``listen_tcp``."""
     if not host:
         host = "::" if socket.has_ipv6 else "0.0.0.0"
     hosts = [host] if isinstance(host, str) else list(host)

@@ -31,10 +31,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, Iterable, Optional, Tuple, Union
 
 if TYPE_CHECKING:  # pragma: no cover
-    from .protocols import Protocol
+    from .protocols import DatagramProtocol, Protocol
 
 __all__ = ["BaseTransport", "ReadTransport", "WriteTransport", "Transport", "Buffer",
-           "DeadlineExceeded", "WriteBufferFull", "deadline_message"]
+           "DeadlineExceeded", "WriteBufferFull", "deadline_message", "DatagramTransport",
+           "DatagramTruncated"]
 
 Buffer = Union[bytes, bytearray, memoryview]
 
@@ -98,7 +99,7 @@ class BaseTransport:
         follows (``None``: a clean close).  Idempotent."""
         raise NotImplementedError
 
-    def get_protocol(self) -> Optional["Protocol"]:
+    def get_protocol(self) -> Optional[Union["Protocol", "DatagramProtocol"]]:
         """The protocol, or ``None`` once ``connection_lost`` has been called."""
         raise NotImplementedError
 
@@ -179,3 +180,43 @@ class Transport(ReadTransport, WriteTransport):
     """A bidirectional stream: what ``Protocol.connection_made`` receives."""
 
     __slots__ = ()
+
+
+class DatagramTruncated(OSError):
+    """A datagram larger than the endpoint's read buffer arrived from
+    ``addr``: it was dropped whole, not delivered cut short."""
+
+    def __init__(self, addr: Any, limit: int) -> None:
+        super().__init__(f"a datagram from {addr!r} was larger than the {limit}-byte read "
+                         f"buffer: dropped")
+        self.addr = addr
+        self.limit = limit
+
+
+class DatagramTransport(BaseTransport):
+    """A datagram endpoint: what ``DatagramProtocol.connection_made``
+    receives."""
+
+    __slots__ = ()
+
+    def sendto(self, data: Buffer, addr: Any = None) -> None:
+        """Send one datagram to ``addr`` (``None`` on a connected endpoint:
+        to its peer).  Never blocks: what the kernel cannot take now waits
+        in the buffer, with ``pause_writing`` past the high-water mark."""
+        raise NotImplementedError
+
+    def abort(self) -> None:
+        """Close now, dropping unsent datagrams; ``connection_lost(None)``
+        follows."""
+        raise NotImplementedError
+
+    def get_write_buffer_size(self) -> int:
+        """Bytes of datagrams waiting to be sent."""
+        raise NotImplementedError
+
+    def get_write_buffer_limits(self) -> Tuple[int, int]:
+        raise NotImplementedError
+
+    def set_write_buffer_limits(self, high: Optional[int] = None,
+                                low: Optional[int] = None) -> None:
+        raise NotImplementedError

@@ -34,7 +34,7 @@ LAYERS: List[Set[str]] = [
     {"streams", "framed"},
     {"listeners"},
     {"tcp"},
-    {"unix"},
+    {"unix", "udp"},
     {"testing", "conversations", "clients", "reconnect"},
     {"demo"},
     {"cli"},
@@ -48,6 +48,7 @@ ALLOWED = {
     ("transports", "protocols", "TYPE_CHECKING"),
     ("loop", "tcp", "function"),
     ("loop", "unix", "function"),
+    ("loop", "udp", "function"),
     ("loop", "streams", "function"),
 }
 

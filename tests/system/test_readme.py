@@ -33,7 +33,7 @@ def python_blocks() -> list:
 
 
 def test_every_python_block_is_run_below() -> None:
-    assert len(python_blocks()) == 5
+    assert len(python_blocks()) == 6
 
 
 def test_readme_protocol_example_runs() -> None:
@@ -127,3 +127,9 @@ def test_readme_unix_example_runs() -> None:
     source = python_blocks()[4]
     assert "listen_unix" in source and "peercred" in source
     exec(compile(source, "README.rst Unix example", "exec"), {})
+
+
+def test_readme_udp_example_runs() -> None:
+    source = python_blocks()[5]
+    assert "listen_udp" in source and "connect_udp" in source
+    exec(compile(source, "README.rst UDP example", "exec"), {})

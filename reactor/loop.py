@@ -1086,6 +1086,18 @@ class Reactor:
         from .udp import connect_udp
         return connect_udp(self, protocol_factory, host, port, **options)
 
+    def connect_read_pipe(self, protocol_factory: Callable[[], Any], pipe: Any) -> Any:
+        """``reactor.pipes.connect_read_pipe(self, ...)``: read a pipe
+        through a transport."""
+        from .pipes import connect_read_pipe
+        return connect_read_pipe(self, protocol_factory, pipe)
+
+    def connect_write_pipe(self, protocol_factory: Callable[[], Any], pipe: Any) -> Any:
+        """``reactor.pipes.connect_write_pipe(self, ...)``: write to a pipe
+        through a transport."""
+        from .pipes import connect_write_pipe
+        return connect_write_pipe(self, protocol_factory, pipe)
+
     def connect_accepted_socket(self, protocol_factory: Callable[[], Any], sock: Any,
                                 **options: Any) -> Any:
         """``reactor.streams.connect_accepted_socket(self, ...)``: wrap an

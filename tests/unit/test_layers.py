@@ -34,7 +34,7 @@ LAYERS: List[Set[str]] = [
     {"streams", "framed"},
     {"listeners"},
     {"tcp"},
-    {"unix", "udp"},
+    {"unix", "udp", "pipes"},
     {"testing", "conversations", "clients", "reconnect"},
     {"demo"},
     {"cli"},
@@ -49,6 +49,7 @@ ALLOWED = {
     ("loop", "tcp", "function"),
     ("loop", "unix", "function"),
     ("loop", "udp", "function"),
+    ("loop", "pipes", "function"),
     ("loop", "streams", "function"),
 }
 

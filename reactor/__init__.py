@@ -7,6 +7,7 @@ from .framed import LengthPrefixedProtocol, LineProtocol
 from .framing import FrameTooLong, IncompleteFrame
 from .listeners import Listener
 from .loop import EVENT_READ, EVENT_WRITE, Handle, InternalError, IOHandler, Reactor
+from .process import ProcessProtocol, ProcessTransport
 from .protocols import DatagramProtocol, Protocol
 from .reconnect import ReconnectingClient
 from .streams import StreamTransport, TransportSettings
@@ -39,6 +40,8 @@ __all__ = [
     "LineProtocol",
     "Listener",
     "MonotonicClock",
+    "ProcessProtocol",
+    "ProcessTransport",
     "Protocol",
     "Reactor",
     "ReconnectingClient",

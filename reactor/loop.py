@@ -1098,6 +1098,13 @@ class Reactor:
         from .pipes import connect_write_pipe
         return connect_write_pipe(self, protocol_factory, pipe)
 
+    def spawn_process(self, protocol_factory: Callable[[], Any], args: Any,
+                      **options: Any) -> Any:
+        """``reactor.process.spawn_process(self, ...)``: start a child
+        process and return its ``ProcessTransport``."""
+        from .process import spawn_process
+        return spawn_process(self, protocol_factory, args, **options)
+
     def connect_accepted_socket(self, protocol_factory: Callable[[], Any], sock: Any,
                                 **options: Any) -> Any:
         """``reactor.streams.connect_accepted_socket(self, ...)``: wrap an

@@ -35,6 +35,7 @@ LAYERS: List[Set[str]] = [
     {"listeners"},
     {"tcp"},
     {"unix", "udp", "pipes"},
+    {"process"},
     {"testing", "conversations", "clients", "reconnect"},
     {"demo"},
     {"cli"},
@@ -50,6 +51,7 @@ ALLOWED = {
     ("loop", "unix", "function"),
     ("loop", "udp", "function"),
     ("loop", "pipes", "function"),
+    ("loop", "process", "function"),
     ("loop", "streams", "function"),
 }
 

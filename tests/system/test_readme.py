@@ -33,7 +33,7 @@ def python_blocks() -> list:
 
 
 def test_every_python_block_is_run_below() -> None:
-    assert len(python_blocks()) == 6
+    assert len(python_blocks()) == 8
 
 
 def test_readme_protocol_example_runs() -> None:
@@ -133,3 +133,15 @@ def test_readme_udp_example_runs() -> None:
     source = python_blocks()[5]
     assert "listen_udp" in source and "connect_udp" in source
     exec(compile(source, "README.rst UDP example", "exec"), {})
+
+
+def test_readme_process_example_runs() -> None:
+    source = python_blocks()[6]
+    assert "spawn_process" in source and "ProcessProtocol" in source
+    exec(compile(source, "README.rst process example", "exec"), {})
+
+
+def test_readme_pipe_example_runs() -> None:
+    source = python_blocks()[7]
+    assert "connect_read_pipe" in source and "connect_write_pipe" in source
+    exec(compile(source, "README.rst pipe example", "exec"), {})

@@ -51,6 +51,7 @@
 #include <sys/resource.h>
 #include <sys/time.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -63,6 +64,7 @@
 
 static struct {
     const char *host;
+    const char *unix_path;   /* --unix: a Unix stream socket instead of TCP */
     int port;
     int churn;
     int conns;
@@ -74,7 +76,7 @@ static struct {
     const char *message;
     const char *expect;
     int sources;
-} opt = {"127.0.0.1", 0, 0, 50, 1024, 0.5, 3.0, 5.0, 0.3, 0, 0, -1,
+} opt = {"127.0.0.1", NULL, 0, 0, 50, 1024, 0.5, 3.0, 5.0, 0.3, 0, 0, -1,
          "benchmark message\n", "You are connected!", 1};
 
 /* -- results ---------------------------------------------------------------- */
@@ -137,7 +139,9 @@ static void die(const char *msg) {
     exit(2);
 }
 
-static struct sockaddr_in server_addr;
+static struct sockaddr_storage server_addr;
+static socklen_t server_len;
+static int server_family = AF_INET;
 
 #ifndef IP_BIND_ADDRESS_NO_PORT
 #define IP_BIND_ADDRESS_NO_PORT 24
@@ -150,8 +154,8 @@ static struct sockaddr_in server_addr;
    the kernel's search for a free local port stays short. */
 static int new_socket(void) {
     static unsigned next;
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0 || opt.sources <= 1) return fd;
+    int fd = socket(server_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0 || opt.sources <= 1 || server_family != AF_INET) return fd;
     int one = 1;
     setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof one);
     struct sockaddr_in src = {.sin_family = AF_INET};
@@ -292,7 +296,7 @@ static int open_connections(int *fds, int n, uint64_t deadline) {
         for (int i = 0; i < batch; i++) {
             int fd = new_socket();
             if (fd < 0) { res.connect_errors++; res.errors++; break; }
-            if (connect(fd, (struct sockaddr *)&server_addr, sizeof server_addr) < 0
+            if (connect(fd, (struct sockaddr *)&server_addr, server_len) < 0
                 && errno != EINPROGRESS) {
                 close(fd);
                 res.connect_errors++;
@@ -603,7 +607,7 @@ static void slot_start(slot_t *s, uint32_t index, uint64_t t) {
         s->retry_at = t + 1000000ull;
         return;
     }
-    if (connect(s->fd, (struct sockaddr *)&server_addr, sizeof server_addr) < 0
+    if (connect(s->fd, (struct sockaddr *)&server_addr, server_len) < 0
         && errno != EINPROGRESS) {
         res.connect_errors++;
         res.errors++;
@@ -712,7 +716,7 @@ static void run_churn(void) {
 
 static void usage(void) {
     fprintf(stderr,
-            "usage: loadgen --port P [--host 127.0.0.1] [--mode echo|churn]\n"
+            "usage: loadgen (--port P [--host 127.0.0.1] | --unix PATH) [--mode echo|churn]\n"
             "               [--conns N] [--size BYTES] [--warmup S] [--duration S]\n"
             "               [--idle K] [--server-pid PID] [--cpu N] [--timeout S]\n"
             "               [--settle S] [--message TEXT] [--expect TEXT] [--sources N]\n");
@@ -743,6 +747,7 @@ int main(int argc, char **argv) {
         if (i + 1 >= argc) usage();
         const char *v = argv[++i];
         if (!strcmp(a, "--host")) opt.host = v;
+        else if (!strcmp(a, "--unix")) opt.unix_path = v;
         else if (!strcmp(a, "--port")) opt.port = (int)num(v);
         else if (!strcmp(a, "--mode")) {
             if (!strcmp(v, "churn")) opt.churn = 1;
@@ -762,17 +767,30 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--sources")) opt.sources = (int)num(v);
         else usage();
     }
+    if (opt.unix_path) opt.port = 1;   /* not used */
     if (opt.port <= 0 || opt.port > 65535 || opt.conns < 1 || opt.conns > 100000
         || opt.size < 1 || opt.size > (64u << 20) || opt.duration <= 0 || opt.timeout <= 0
         || opt.idle < 0 || opt.idle > 1000000 || opt.sources < 1 || opt.sources > 254)
         usage();
     memset(&server_addr, 0, sizeof server_addr);
-    server_addr.sin_family = AF_INET;
-    server_addr.sin_port = htons((uint16_t)opt.port);
-    if (inet_pton(AF_INET, opt.host, &server_addr.sin_addr) != 1)
-        die("--host must be an IPv4 address");
-    if ((ntohl(server_addr.sin_addr.s_addr) >> 24) != 127)
-        die("refusing a non-loopback address: loopback (127.0.0.0/8) only");
+    if (opt.unix_path) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&server_addr;
+        if (strlen(opt.unix_path) >= sizeof un->sun_path) die("--unix path too long");
+        un->sun_family = AF_UNIX;
+        strcpy(un->sun_path, opt.unix_path);
+        server_family = AF_UNIX;
+        server_len = sizeof *un;
+        if (opt.churn) die("--unix is for --mode echo");
+    } else {
+        struct sockaddr_in *in = (struct sockaddr_in *)&server_addr;
+        in->sin_family = AF_INET;
+        in->sin_port = htons((uint16_t)opt.port);
+        if (inet_pton(AF_INET, opt.host, &in->sin_addr) != 1)
+            die("--host must be an IPv4 address");
+        if ((ntohl(in->sin_addr.s_addr) >> 24) != 127)
+            die("refusing a non-loopback address: loopback (127.0.0.0/8) only");
+        server_len = sizeof *in;
+    }
 
     if (opt.cpu >= 0) {
         cpu_set_t set;

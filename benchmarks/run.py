@@ -67,10 +67,13 @@ class EchoWorkload:
     conns: int
     size: int
     idle: int = 0
+    unix: bool = False                # over a Unix socket instead of TCP
 
     @property
     def label(self) -> str:
         text = f"{self.conns} x {format_size(self.size)}"
+        if self.unix:
+            text += ", Unix socket"
         return text + (f" + {self.idle:,} idle" if self.idle else "")
 
 
@@ -97,20 +100,26 @@ ALL_CHURN_SERVERS = ("reactor", "asyncio-protocol", "uvloop")
 FULL = Config(
     name="full", rounds=3, warmup=0.5, duration=3.0,
     echo=(EchoWorkload("1k", 50, 1024), EchoWorkload("16k", 10, 16384),
-          EchoWorkload("64b", 500, 64), EchoWorkload("1k-idle", 50, 1024, idle=10_000)),
+          EchoWorkload("64b", 500, 64), EchoWorkload("1k-idle", 50, 1024, idle=10_000),
+          EchoWorkload("1k-unix", 50, 1024, unix=True)),
     echo_servers=ALL_ECHO_SERVERS,
     churn_conns=50, churn_servers=ALL_CHURN_SERVERS, timers=1_000_000)
 
 QUICK = Config(
     name="quick", rounds=1, warmup=0.1, duration=0.5,
     echo=(EchoWorkload("1k", 4, 1024), EchoWorkload("16k", 2, 16384),
-          EchoWorkload("64b", 8, 64), EchoWorkload("1k-idle", 4, 1024, idle=200)),
+          EchoWorkload("64b", 8, 64), EchoWorkload("1k-idle", 4, 1024, idle=200),
+          EchoWorkload("1k-unix", 4, 1024, unix=True)),
     echo_servers=("reactor", "asyncio-protocol", "c-epoll"),
     churn_conns=4, churn_servers=("reactor", "asyncio-protocol"), timers=1_000,
     settle=0.1)
 
 #: The echo workloads the targets speak of ("each of the three").
 PLAIN_ECHO = ("1k", "16k", "64b")
+
+#: The servers that can serve a Unix socket (asyncio's create_unix_server is
+#: the peer; uvloop implements it too).
+UNIX_ECHO_SERVERS = ("reactor", "asyncio-protocol", "uvloop")
 
 
 class BenchError(Exception):
@@ -260,8 +269,13 @@ def build(build_dir: Path) -> Tools:
 # -- the servers ---------------------------------------------------------------
 
 
-def echo_command(server: str, tools: Tools) -> List[str]:
+def echo_command(server: str, tools: Tools, unix: Optional[str] = None) -> List[str]:
     py = sys.executable
+    if unix is not None:
+        cmd = {"reactor": [py, str(SERVERS / "reactor_echo.py"), "--idle-timeout", "30"],
+               "asyncio-protocol": [py, str(SERVERS / "asyncio_echo.py")],
+               "uvloop": [py, str(SERVERS / "asyncio_echo.py"), "--uvloop"]}[server]
+        return cmd + ["--unix", unix]
     commands = {
         "reactor": [py, str(SERVERS / "reactor_echo.py"), "--host", HOST, "--port", "0",
                     "--idle-timeout", "30"],
@@ -311,6 +325,7 @@ class ServerProcess:
             self.proc = subprocess.Popen(pinned(cmd, cpu), stdout=out, stderr=err,
                                          stdin=subprocess.DEVNULL, cwd=ROOT, env=child_env())
         self.pid = self.proc.pid
+        self.path: Optional[str] = None  # a Unix socket's, for servers that say one
         try:
             if cpu is not None and not shutil.which("taskset"):
                 os.sched_setaffinity(self.pid, {cpu})
@@ -333,7 +348,11 @@ class ServerProcess:
                 parts = first.split()
                 if len(parts) == 3 and parts[:2] == ["Socket", "port"] and parts[2].isdigit():
                     return int(parts[2])
-                raise BenchError(f"first line is not 'Socket port N': {first!r}")
+                if len(parts) == 3 and parts[:2] == ["Socket", "path"]:
+                    self.path = parts[2]
+                    return 0
+                raise BenchError(f"first line is not 'Socket port N' or 'Socket path P': "
+                                 f"{first!r}")
             if self.proc.poll() is not None:
                 raise BenchError(f"server exited with status {self.proc.returncode}: "
                                  f"{self.stderr_tail()}")
@@ -386,7 +405,9 @@ class Context:
 def run_loadgen(ctx: Context, server: ServerProcess, args: List[str], budget: float
                 ) -> Dict[str, Any]:
     cfg = ctx.cfg
-    cmd = [ctx.tools.loadgen, "--host", HOST, "--port", str(server.port),
+    where = (["--unix", server.path] if server.path
+             else ["--host", HOST, "--port", str(server.port)])
+    cmd = [ctx.tools.loadgen, *where,
            "--warmup", str(cfg.warmup), "--duration", str(cfg.duration),
            "--timeout", str(cfg.timeout), "--settle", str(cfg.settle),
            "--server-pid", str(server.pid), *args]
@@ -482,8 +503,9 @@ def run_echo(ctx: Context, server: str, wl: EchoWorkload, rnd: int, idle: int
     name = f"echo-{wl.key}-{server}-r{rnd}"
     budget = ctx.cfg.warmup + ctx.cfg.duration + 3 * ctx.cfg.timeout + 60 + idle / 100
     settle(ctx.quiet_sockets)
+    unix = str(ctx.log_dir / f"{name}.sock") if wl.unix else None
     try:
-        with ServerProcess(echo_command(server, ctx.tools), ctx.log_dir, name,
+        with ServerProcess(echo_command(server, ctx.tools, unix), ctx.log_dir, name,
                            ctx.server_cpu) as proc:
             record["server_pid"] = proc.pid
             data = run_loadgen(ctx, proc, ["--mode", "echo", "--conns", str(wl.conns),
@@ -612,6 +634,11 @@ def rotate(items: Sequence[str], by: int) -> List[str]:
     return items[by:] + items[:by]
 
 
+def servers_for(wl: EchoWorkload, echo_servers: Sequence[str]) -> List[str]:
+    """The servers that run ``wl``: for a Unix socket, those that can."""
+    return [s for s in echo_servers if not wl.unix or s in UNIX_ECHO_SERVERS]
+
+
 def run_suite(cfg: Config, out_dir: Path, build_dir: Path,
               progress: Optional[IO[str]] = sys.stderr) -> Dict[str, Any]:
     """Build, run every measurement, write ``latest.json``/``latest.svg`` in
@@ -633,8 +660,8 @@ def run_suite(cfg: Config, out_dir: Path, build_dir: Path,
                          f"local ports)")
     for name in skipped:
         notes.append(f"{name} is not installed: pip install '.[bench]'")
-    steps = cfg.rounds * (len(cfg.echo) * len(echo_servers) + len(churn_servers)
-                          + len(cfg.timer_impls))
+    steps = cfg.rounds * (sum(len(servers_for(wl, echo_servers)) for wl in cfg.echo)
+                          + len(churn_servers) + len(cfg.timer_impls))
     bar = Progress(steps, progress)
     records: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="reactor-bench-logs-") as logs:
@@ -644,7 +671,7 @@ def run_suite(cfg: Config, out_dir: Path, build_dir: Path,
         try:
             for rnd in range(1, cfg.rounds + 1):
                 for wl in cfg.echo:
-                    for server in rotate(echo_servers, rnd - 1):
+                    for server in rotate(servers_for(wl, echo_servers), rnd - 1):
                         bar.step(f"round {rnd}/{cfg.rounds}  {'echo ' + wl.label:<32} {server}")
                         records.append(run_echo(ctx, server, wl, rnd, idle_of[wl.key]))
                 for server in rotate(churn_servers, rnd - 1):
@@ -711,7 +738,7 @@ def summarize(cfg: Config, records: List[Dict[str, Any]], echo_servers: Sequence
     echo: Dict[str, Any] = {}
     for wl in cfg.echo:
         rows = {}
-        for server in echo_servers:
+        for server in servers_for(wl, echo_servers):
             recs = _find(records, kind="echo", workload=wl.key, server=server)
             row = _stats(recs, ("rps", "cpu_us_per_request", "server_cpu_util",
                                 "client_cpu_util", "p50_us", "p99_us", "kib_per_idle_conn"))

@@ -22,8 +22,8 @@ def log(line: str) -> None:
 
 
 def peer(transport: asyncio.BaseTransport) -> str:
-    host, port = transport.get_extra_info("peername")[:2]
-    return f"{host}:{port}"
+    name = transport.get_extra_info("peername")
+    return f"{name[0]}:{name[1]}" if isinstance(name, tuple) else "a Unix client"
 
 
 class EchoProtocol(asyncio.Protocol):
@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--streams", action="store_true")
     parser.add_argument("--uvloop", action="store_true")
+    parser.add_argument("--unix", default=None, help="serve this Unix socket instead")
     args = parser.parse_args()
     if args.uvloop:
         import uvloop
@@ -69,14 +70,19 @@ def main() -> None:
     else:
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
-    if args.streams:
+    if args.unix:
+        start = loop.create_unix_server(EchoProtocol, args.unix, backlog=100)
+    elif args.streams:
         start = asyncio.start_server(handle_stream, args.host, args.port, backlog=100)
     else:
         start = loop.create_server(EchoProtocol, args.host, args.port, backlog=100)
     server = loop.run_until_complete(start)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, loop.stop)
-    log(f"Socket port {server.sockets[0].getsockname()[1]}")
+    if args.unix:
+        log(f"Socket path {args.unix}")
+    else:
+        log(f"Socket port {server.sockets[0].getsockname()[1]}")
     try:
         loop.run_forever()
     finally:

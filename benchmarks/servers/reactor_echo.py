@@ -1,13 +1,14 @@
 """Echo server on this reactor, written as a user would: a plain
 ``Protocol`` and the transport's own idle deadline.
 
-    python reactor_echo.py [--host 127.0.0.1] [--port 0] [--idle-timeout 30]
+    python reactor_echo.py [--host 127.0.0.1] [--port 0 | --unix PATH] [--idle-timeout 30]
 
 The same program as ``asyncio_echo.py``'s default (its ``data_received``
 writes the data back), with ``listen_tcp(..., idle_timeout=30)`` added: the
 generic idle deadline every protocol gets, armed for every connection.
-Prints ``Socket port N`` first, then one line per accepted and per closed
-connection, as the asyncio servers do.  SIGTERM or SIGINT stops it.
+Prints ``Socket port N`` first (``Socket path PATH`` with ``--unix``,
+which serves a Unix socket through ``listen_unix``), then one line per
+accepted and per closed connection, as the asyncio servers do.  SIGTERM or SIGINT stops it.
 """
 
 import argparse
@@ -23,8 +24,8 @@ def log(line: str) -> None:
 class EchoProtocol(Protocol):
     def connection_made(self, transport):
         self.transport = transport
-        host, port = transport.get_extra_info("peername")[:2]
-        self.peer = f"{host}:{port}"
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else "a Unix client"
         log(f"accepted connection from {self.peer}")
 
     def data_received(self, data):
@@ -38,14 +39,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--unix", default=None)
     parser.add_argument("--idle-timeout", type=float, default=30.0)
     args = parser.parse_args()
     with Reactor() as reactor:
-        listener = reactor.listen_tcp(EchoProtocol, args.host, args.port,
-                                      idle_timeout=args.idle_timeout)
+        if args.unix:
+            listener = reactor.listen_unix(EchoProtocol, args.unix,
+                                           idle_timeout=args.idle_timeout)
+        else:
+            listener = reactor.listen_tcp(EchoProtocol, args.host, args.port,
+                                          idle_timeout=args.idle_timeout)
         for sig in (signal.SIGINT, signal.SIGTERM):
             reactor.add_signal_handler(sig, reactor.stop)
-        log(f"Socket port {listener.port}")
+        log(f"Socket path {args.unix}" if args.unix else f"Socket port {listener.port}")
         reactor.run()
         listener.close()
         for transport in listener.connections:

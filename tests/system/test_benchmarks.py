@@ -63,7 +63,7 @@ def test_quick_suite_measures_every_server_and_writes_its_results(
 
     # Every run happened, and no server outlived its run.
     cfg = bench.QUICK
-    assert len(records) == len(cfg.echo) * len(cfg.echo_servers) \
+    assert len(records) == sum(len(bench.servers_for(wl, cfg.echo_servers)) for wl in cfg.echo) \
         + len(cfg.churn_servers) + len(cfg.timer_impls)
     failed = [(r["kind"], r.get("workload"), r.get("server"), r.get("error"))
               for r in records if not r["ok"]]
@@ -86,6 +86,9 @@ def test_quick_suite_measures_every_server_and_writes_its_results(
     assert idle and all(r["idle_accepted"] == r["idle_open"] == 200 for r in idle)
     assert all(r["loadgen"]["idle_closed_by_server"] == 0 for r in idle)
     assert all(isinstance(r.get("kib_per_idle_conn"), float) for r in idle)
+    # The Unix-socket row: our server and asyncio's create_unix_server, no C floor.
+    unix = {r["server"] for r in echo if r["workload"] == "1k-unix"}
+    assert unix == {"reactor", "asyncio-protocol"}
 
     # Churn: every connection got the exact greeting.
     churn = [r for r in records if r["kind"] == "churn"]

@@ -14,6 +14,14 @@ reading: a pipe whose reader has gone reports an error condition there,
 so a dead reader is noticed (``BrokenPipeError``) even when nothing is
 being written.
 
+The deadlines of stream transports apply: ``set_max_lifetime`` on both
+ends, ``set_idle_timeout`` on the read end (time with reading paused does
+not count), ``set_write_timeout`` on the write end (data waiting and none of
+it taken for that long).  Each is one timer per transport that, when it
+fires early, looks at the real time of the last progress and re-arms.  The
+protocol hears ``deadline_exceeded``; unless it returns true the end is
+closed and ``connection_lost`` receives the ``DeadlineExceeded``.
+
 Both put their descriptor in non-blocking mode.  Regular files cannot be
 watched by ``epoll`` (a file is always ready) and are refused with
 ``ValueError``; read them in a thread (``run_in_thread``).
@@ -24,20 +32,32 @@ from __future__ import annotations
 import errno
 import os
 import stat
-from typing import TYPE_CHECKING, Any, Callable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
 from .loop import EVENT_READ, EVENT_WRITE
 from .streams import DEFAULT_MAX_WRITE_BUFFER
-from .transports import Buffer, ReadTransport, WriteBufferFull, WriteTransport
+from .transports import (
+    Buffer,
+    DeadlineExceeded,
+    ReadTransport,
+    WriteBufferFull,
+    WriteTransport,
+    deadline_message,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
     from .protocols import Protocol
+    from .timers import TimerHandle
 
 __all__ = ["ReadPipeTransport", "WritePipeTransport", "connect_read_pipe",
            "connect_write_pipe"]
 
 ProtocolFactory = Callable[[], "Protocol"]
+
+
+def _is_fifo(fd: int) -> bool:
+    return stat.S_ISFIFO(os.fstat(fd).st_mode)
 
 
 def _fileno(pipe: Any) -> int:
@@ -59,6 +79,9 @@ class _PipeTransport:
         self._protocol: Optional[Protocol] = protocol
         self._closing = False
         self._closed = False
+        self._timeouts: Dict[str, float] = {}       # kind -> seconds
+        self._timers: Dict[str, TimerHandle] = {}
+        self._since: Dict[str, float] = {}          # kind -> when it last started over
         os.set_blocking(self._fd, False)
 
     def get_extra_info(self, name: str, default: Any = None) -> Any:
@@ -90,10 +113,72 @@ class _PipeTransport:
             self._shut(failures[0])
         return result
 
+    # -- deadlines ----------------------------------------------------------------
+
+    def set_max_lifetime(self, seconds: Optional[float]) -> None:
+        """Close ``seconds`` after now (``None``: never)."""
+        self._set_deadline("lifetime", seconds)
+
+    def get_max_lifetime(self) -> Optional[float]:
+        return self._timeouts.get("lifetime")
+
+    def _set_deadline(self, kind: str, seconds: Optional[float]) -> None:
+        old = self._timers.pop(kind, None)
+        if old is not None:
+            old.cancel()
+        if not seconds:
+            self._timeouts.pop(kind, None)
+            return
+        self._timeouts[kind] = seconds
+        self._since[kind] = self._reactor.time()
+        self._arm(kind)
+
+    def _arm(self, kind: str) -> None:
+        if not self._closing:
+            when = self._since[kind] + self._timeouts[kind]
+            self._timers[kind] = self._reactor.call_at(when, self._due, kind)
+
+    def _progress(self, kind: str) -> None:
+        """Progress for the ``kind`` deadline: it counts from now."""
+        if kind in self._timeouts:
+            self._since[kind] = self._reactor.time()
+
+    def _stalled(self, kind: str) -> bool:
+        """Whether the ``kind`` deadline applies now (idle: reading;
+        write: data waiting)."""
+        return True
+
+    def _due(self, kind: str) -> None:
+        del self._timers[kind]
+        if self._closing or kind not in self._timeouts:
+            return
+        now = self._reactor.time()
+        if not self._stalled(kind):
+            self._since[kind] = now  # nothing to wait for: start over
+        if self._since[kind] + self._timeouts[kind] > now:
+            self._arm(kind)  # progress since it was armed
+            return
+        timeout = self._timeouts[kind]
+        exc = DeadlineExceeded(kind, timeout, deadline_message(kind, timeout, self._waiting()))
+        keep = self._call("deadline_exceeded", exc)
+        if self._closing:
+            return
+        if keep:
+            self._since[kind] = now
+            self._arm(kind)
+        else:
+            self._shut(exc)
+
+    def _waiting(self) -> int:
+        return 0
+
     def _shut(self, exc: Optional[BaseException]) -> None:
         """Close the descriptor now; ``connection_lost(exc)`` next step."""
         if self._closed:
             return
+        for timer in self._timers.values():
+            timer.cancel()
+        self._timers.clear()
         self._closing = self._closed = True
         self._reactor.remove_handler(self._fd)
         self._reactor.remove_close_hook(self.abort)
@@ -140,6 +225,7 @@ class ReadPipeTransport(_PipeTransport, ReadTransport):
             self._shut(exc)
             return
         if data:
+            self._progress("idle")
             self._call("data_received", data)
             return
         self._closing = True  # the writer closed: EOF, then the end
@@ -162,6 +248,17 @@ class ReadPipeTransport(_PipeTransport, ReadTransport):
     def is_reading(self) -> bool:
         return not self._closed and self._reading
 
+    def set_idle_timeout(self, seconds: Optional[float]) -> None:
+        """Close when nothing has arrived for ``seconds`` while reading
+        (``None``: never)."""
+        self._set_deadline("idle", seconds)
+
+    def get_idle_timeout(self) -> Optional[float]:
+        return self._timeouts.get("idle")
+
+    def _stalled(self, kind: str) -> bool:
+        return kind != "idle" or self._reading
+
 
 class WritePipeTransport(_PipeTransport, WriteTransport):
     """The write end of a pipe, as a transport; see the module docstring."""
@@ -172,24 +269,31 @@ class WritePipeTransport(_PipeTransport, WriteTransport):
         self._max: Optional[int] = DEFAULT_MAX_WRITE_BUFFER
         self._paused = False
         self._reason: Optional[BaseException] = None
-        # Watched for reading: a reader that goes away shows up there.
-        self._reactor.add_handler(self._fd, EVENT_READ, self)
+        # A FIFO's write end is watched for reading: a reader that goes
+        # away shows up there as an error.  (On a terminal or a socket
+        # readability means input, not a departure.)
+        self._idle_events = EVENT_READ if _is_fifo(self._fd) else 0
+        self._reactor.add_handler(self._fd, self._idle_events, self)
         self._reactor.add_close_hook(self.abort)
         self._call("connection_made", self)
 
     def handle_io(self, mask: int) -> None:
         if self._closed:
             return
-        if mask & EVENT_READ:
-            # Nothing is ever read from a write end: readiness here is the
-            # error condition of a pipe whose reader has closed it.
-            self._shut(BrokenPipeError(errno.EPIPE, "the pipe's reader has closed it"))
+        if mask & EVENT_READ and self._idle_events:
+            # Nothing is ever read from a FIFO's write end: readiness here is
+            # the error condition of a pipe whose reader has closed it.  It
+            # is an error only if something was left unsent.
+            self._shut(BrokenPipeError(errno.EPIPE, "the pipe's reader has closed it")
+                       if self._buffer else None)
         elif mask & EVENT_WRITE:
             self._flush()
 
     def write(self, data: Buffer) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+        if isinstance(data, memoryview):
+            data = data.cast("B")  # slices and len() in bytes, whatever the item size
         if self._closing or not data:
             return
         if not self._buffer:
@@ -203,7 +307,8 @@ class WritePipeTransport(_PipeTransport, WriteTransport):
             if sent == len(data):
                 return
             data = memoryview(data)[sent:]
-            self._reactor.update_handler(self._fd, EVENT_READ | EVENT_WRITE, self)
+            self._progress("write")  # a stall counts from the first byte left waiting
+            self._reactor.update_handler(self._fd, self._idle_events | EVENT_WRITE, self)
         if self._max is not None and len(self._buffer) + len(data) > self._max:
             self._shut(WriteBufferFull.past(len(self._buffer) + len(data), self._max))
             return
@@ -221,6 +326,7 @@ class WritePipeTransport(_PipeTransport, WriteTransport):
             self._shut(exc)
             return
         del self._buffer[:sent]
+        self._progress("write")
         if self._paused and len(self._buffer) <= self._low:
             self._paused = False
             self._call("resume_writing")
@@ -228,7 +334,7 @@ class WritePipeTransport(_PipeTransport, WriteTransport):
             if self._closing:
                 self._shut(self._reason)
             else:
-                self._reactor.update_handler(self._fd, EVENT_READ, self)
+                self._reactor.update_handler(self._fd, self._idle_events, self)
 
     def write_eof(self) -> None:
         """Close the pipe once the buffer is flushed: its reader sees EOF."""
@@ -263,6 +369,20 @@ class WritePipeTransport(_PipeTransport, WriteTransport):
 
     def set_max_write_buffer(self, size: Optional[int]) -> None:
         self._max = size
+
+    def set_write_timeout(self, seconds: Optional[float]) -> None:
+        """Close when data has waited ``seconds`` with none of it taken by
+        the reader (``None``: never)."""
+        self._set_deadline("write", seconds)
+
+    def get_write_timeout(self) -> Optional[float]:
+        return self._timeouts.get("write")
+
+    def _stalled(self, kind: str) -> bool:
+        return kind != "write" or bool(self._buffer)
+
+    def _waiting(self) -> int:
+        return len(self._buffer)
 
 
 def connect_read_pipe(reactor: "Reactor", protocol_factory: ProtocolFactory,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Set
 
 from .loop import EVENT_READ
@@ -195,10 +196,27 @@ class ProcessTransport(BaseTransport):
 
     # -- the child's exit ---------------------------------------------------------------
 
+    def discard(self) -> None:
+        """``start()`` failed: unregister what it registered, kill and reap
+        the child, close its pipes."""
+        for transport in self._pipes.values():
+            transport.abort()
+        if self._pidfd is not None:
+            self._reactor.remove_handler(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        self._reactor.remove_close_hook(self._reactor_closing)
+        _discard(self._popen)
+        self._protocol = None
+
     def _watch_exit(self) -> None:
         try:
             self._pidfd = os.pidfd_open(self._popen.pid)
         except (AttributeError, OSError):  # pragma: no cover  (Linux before 5.3)
+            if threading.current_thread() is not threading.main_thread():
+                raise RuntimeError("this system has no pidfd_open, and SIGCHLD can be "
+                                   "handled on the main thread only: run child processes "
+                                   "from a reactor on the main thread") from None
             _ChildWatcher.of(self._reactor).add(self)
             return
         self._reactor.add_handler(self._pidfd, EVENT_READ, self)
@@ -289,11 +307,20 @@ def spawn_process(reactor: "Reactor", protocol_factory: ProcessFactory, args: Se
     try:
         transport = ProcessTransport(reactor, popen, protocol_factory())
     except BaseException:
-        popen.kill()
-        popen.wait()
-        for pipe in (popen.stdin, popen.stdout, popen.stderr):
-            if pipe is not None:
-                pipe.close()
+        _discard(popen)
         raise
-    transport.start()
+    try:
+        transport.start()
+    except BaseException:
+        transport.discard()
+        raise
     return transport
+
+
+def _discard(popen: "subprocess.Popen[bytes]") -> None:
+    """Kill and reap a child we cannot watch, closing its pipes."""
+    popen.kill()
+    popen.wait()
+    for pipe in (popen.stdin, popen.stdout, popen.stderr):
+        if pipe is not None:
+            pipe.close()

@@ -212,8 +212,8 @@ def peercred(sock: socket.socket) -> Optional[Tuple[int, int, int]]:
     option = getattr(socket, "SO_PEERCRED", None)
     if option is None or sock.family != getattr(socket, "AF_UNIX", None):
         return None
-    pid, uid, gid = struct.unpack("3i", sock.getsockopt(socket.SOL_SOCKET, option,
-                                                        struct.calcsize("3i")))
+    pid, uid, gid = struct.unpack("iII", sock.getsockopt(socket.SOL_SOCKET, option,
+                                                         struct.calcsize("iII")))
     return pid, uid, gid
 
 

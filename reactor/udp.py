@@ -102,7 +102,12 @@ class UDPTransport(DatagramTransport):
             self._reactor.add_handler(endpoint.sock, EVENT_READ, endpoint)
         self._reactor.add_shutdown_hook(self._on_shutdown)
         self._reactor.add_close_hook(self.abort)
-        self._call("connection_made", self)
+        protocol = self._protocol
+        failures: List[Exception] = []
+        self._reactor.call_user(protocol.connection_made if protocol else lambda t: None, self,
+                                on_error=failures.append, protocol=protocol, transport=self)
+        if failures:
+            self._finish(failures[0])  # as a stream does: that endpoint is aborted
 
     def close(self, reason: Optional[BaseException] = None) -> None:
         """Stop receiving, send what is queued, then close;
@@ -157,10 +162,12 @@ class UDPTransport(DatagramTransport):
     def sendto(self, data: Buffer, addr: Any = None) -> None:
         if not isinstance(data, (bytes, bytearray, memoryview)):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+        if isinstance(data, memoryview):
+            data = data.cast("B")  # len() in bytes, whatever the item size
         if self._closing:
             return
         if self._peer is not None:
-            if addr is not None and addr != self._peer:
+            if addr is not None and tuple(addr[:2]) != tuple(self._peer[:2]):
                 raise ValueError(f"this endpoint is connected to {self._peer!r}; "
                                  f"sendto() cannot reach {addr!r}")
             addr = None
@@ -196,8 +203,11 @@ class UDPTransport(DatagramTransport):
             if (endpoint.sock.family == socket.AF_INET6) == ipv6:
                 return endpoint, addr
         if not ipv6:
-            return self._endpoints[0], ("::ffff:" + str(addr[0]), addr[1])
-        raise ValueError(f"no IPv6 socket here to send to {addr!r}")
+            for endpoint in self._endpoints:  # a dual-stack socket takes IPv4 as mapped
+                if not endpoint.sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY):
+                    return endpoint, ("::ffff:" + str(addr[0]), addr[1])
+        family = "IPv6" if ipv6 else "IPv4"
+        raise ValueError(f"no {family} socket here to send to {addr!r}")
 
     def flush(self, endpoint: _Endpoint) -> None:
         """The socket is writable: send what waits (``IOHandler`` work)."""
@@ -212,7 +222,12 @@ class UDPTransport(DatagramTransport):
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as exc:
-                self._call("error_received", exc)  # that datagram is lost; go on
+                queue.popleft()  # that datagram is lost; go on
+                self._buffered -= len(data)
+                self._call("error_received", exc)
+                if self._done:  # the protocol aborted
+                    return
+                continue
             queue.popleft()
             self._buffered -= len(data)
         if self._paused and self._buffered <= self._low:
@@ -308,7 +323,7 @@ class UDPTransport(DatagramTransport):
     def _finish(self, exc: Optional[BaseException]) -> None:
         if self._done:
             return
-        self._done = True
+        self._done = self._closing = True
         reactor = self._reactor
         reactor.remove_shutdown_hook(self._on_shutdown)
         reactor.remove_close_hook(self.abort)
@@ -382,14 +397,17 @@ def connect_udp(reactor: "Reactor", protocol_factory: DatagramFactory, host: str
         infos: List[Any] = [(socket.AF_INET, 0, 0, "", ("127.0.0.1", port))]
     else:
         infos = resolve(reactor, host, port)
-    family, _, _, _, addr = next(info for info in infos
-                                 if info[0] in (socket.AF_INET, socket.AF_INET6))
+    usable = [info for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)]
+    if not usable:
+        raise OSError(f"{host!r} resolved to no IPv4 or IPv6 address")
+    family, _, _, _, addr = usable[0]
     sock = socket.socket(family, socket.SOCK_DGRAM)
     try:
         if local_addr is not None:
             sock.bind(local_addr)
         sock.connect(addr)
-        transport = UDPTransport(reactor, [sock], protocol_factory(), peer=sock.getpeername(),
+        transport = UDPTransport(reactor, [sock], protocol_factory(),
+                                 peer=sock.getpeername()[:2],
                                  max_datagram_size=max_datagram_size)
     except BaseException:
         sock.close()

@@ -30,6 +30,7 @@ import errno
 import os
 import socket
 import stat
+import time
 from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 
 from .addresses import format_address
@@ -40,7 +41,10 @@ from .tcp import DEFAULT_BACKLOG, Connector, adopt_listening
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
 
-__all__ = ["listen_unix", "connect_unix", "UnixListener", "describe_path"]
+__all__ = ["listen_unix", "connect_unix", "UnixListener", "describe_path", "remove_if_ours"]
+
+#: Seconds between the two connection attempts that find a socket file stale.
+STALE_PROBE_GAP = 0.05
 
 Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
@@ -64,6 +68,8 @@ class UnixListener(Listener):
                  sock: socket.socket, *, made: Optional[Tuple[int, int]],
                  **options: Any) -> None:
         self.path: Union[str, bytes] = sock.getsockname()
+        # Where to remove the file from, whatever the directory is by then.
+        self._file = os.path.abspath(self.path) if made is not None else self.path
         self._made = made  # (st_dev, st_ino) of the file we bound, or None
         super().__init__(reactor, protocol_factory, [sock], **options)
 
@@ -77,16 +83,22 @@ class UnixListener(Listener):
         super().close()
         if self._made is not None:
             made, self._made = self._made, None
-            try:
-                info = os.stat(self.path)
-            except OSError:
-                return  # removed already
-            if (info.st_dev, info.st_ino) == made:
-                os.unlink(self.path)
+            remove_if_ours(self._file, made)
 
     def __repr__(self) -> str:
         return (f"<UnixListener {describe_path(self.path)}"
                 f"{' closed' if self.is_closed() else ''}>")
+
+
+def remove_if_ours(path: Union[str, bytes], made: Tuple[int, int]) -> None:
+    """Remove the socket file at ``path`` if it is still the one whose
+    ``(st_dev, st_ino)`` is ``made``."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return  # removed already
+    if (info.st_dev, info.st_ino) == made:
+        os.unlink(path)
 
 
 def listen_unix(reactor: "Reactor", protocol_factory: ProtocolFactory,
@@ -126,6 +138,8 @@ def listen_unix(reactor: "Reactor", protocol_factory: ProtocolFactory,
         return UnixListener(reactor, protocol_factory, sock, made=made, settings=settings,
                             max_connections=max_connections)
     except BaseException:
+        if made is not None:
+            remove_if_ours(os.path.abspath(sock.getsockname()), made)
         sock.close()
         raise
 
@@ -141,7 +155,7 @@ def _bind(path: Union[str, bytes], backlog: int,
             sock.bind(path)
         except OSError as exc:
             if exc.errno != errno.EADDRINUSE or abstract:
-                raise _cannot_listen(path, exc.errno, exc.strerror) from exc
+                raise _cannot_listen(path, exc.errno, exc.strerror or str(exc)) from exc
             _remove_if_stale(path)
             sock.bind(path)
         made = None
@@ -167,18 +181,31 @@ def _remove_if_stale(path: Union[str, bytes]) -> None:
         return  # gone since bind() failed
     if not stat.S_ISSOCK(info.st_mode):
         raise _cannot_listen(path, errno.EADDRINUSE, "a file that is not a socket is there")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        probe.settimeout(1.0)
-        try:
-            probe.connect(path)
-        except ConnectionRefusedError:
-            os.unlink(path)  # stale: its server is gone
-            return
-        except FileNotFoundError:
-            return
-        except OSError:
-            pass  # a full backlog, a timeout: somebody is there
-    raise _cannot_listen(path, errno.EADDRINUSE, "address in use: a server is listening there")
+    # Refused twice, STALE_PROBE_GAP apart, by the same file: stale.  (A
+    # server between its bind and its listen refuses too, but only for a
+    # moment; the second look lets it finish.)
+    for attempt in range(2):
+        if attempt:
+            time.sleep(STALE_PROBE_GAP)
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+            probe.settimeout(1.0)
+            try:
+                probe.connect(path)
+            except ConnectionRefusedError:
+                continue
+            except FileNotFoundError:
+                return
+            except OSError:
+                pass  # a full backlog, a timeout: somebody is there
+        raise _cannot_listen(path, errno.EADDRINUSE,
+                             "address in use: a server is listening there")
+    try:
+        now = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if (now.st_dev, now.st_ino) != (info.st_dev, info.st_ino):
+        raise _cannot_listen(path, errno.EADDRINUSE, "address in use: another server took it")
+    os.unlink(path)  # stale: its server is gone
 
 
 def _cannot_listen(path: Union[str, bytes], code: Optional[int], why: Optional[str]) -> OSError:

@@ -178,3 +178,28 @@ def test_reactor_close_reaps_a_running_child() -> None:
     assert transport.get_returncode() == -signal.SIGKILL
     with pytest.raises(ChildProcessError):
         os.waitpid(-1, os.WNOHANG)
+
+
+def test_stdin_unused_closes_cleanly(reactor: Reactor) -> None:
+    protocol = Recorder()
+    reactor.spawn_process(lambda: protocol, ["true"])
+    run_until(reactor, lambda: ("lost", None) in protocol.events)
+    assert ("pipe lost", 0, None) in protocol.events  # nothing was lost: no error
+
+
+def test_a_failing_start_kills_and_reaps_the_child(reactor: Reactor,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    from reactor import process
+
+    def refuse(self: Any) -> None:
+        raise OSError(24, "Too many open files")
+
+    monkeypatch.setattr(process.ProcessTransport, "_watch_exit", refuse)
+    before = open_descriptors()
+    with pytest.raises(OSError, match="Too many open files"):
+        reactor.spawn_process(Recorder, ["sleep", "30"])
+    for _ in range(3):
+        reactor.run_once(0)
+    with pytest.raises(ChildProcessError):
+        os.waitpid(-1, os.WNOHANG)  # killed and reaped
+    assert open_descriptors() == before and reactor.registered_count() == 0

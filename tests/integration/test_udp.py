@@ -276,3 +276,82 @@ def test_multicast_membership(reactor: Reactor) -> None:
         endpoint.join_multicast("ff02::1")
     endpoint.abort()
     run_until(reactor, lambda: protocol.lost)
+
+
+def test_abort_from_error_received_while_flushing(reactor: Reactor, errors: List[Any]) -> None:
+    from reactor.udp import UDPTransport
+
+    class Fails(Choked):
+        def sendto(self, data: Any, addr: Any) -> int:  # type: ignore[override]
+            if self.choked:
+                raise BlockingIOError(11, "Resource temporarily unavailable")
+            raise OSError(90, "Message too long")
+
+    class Quitter(Recorder):
+        def error_received(self, exc: Exception) -> None:
+            super().error_received(exc)
+            self.transport.abort()
+
+    protocol = Quitter()
+    sock = Fails(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    endpoint = UDPTransport(reactor, [sock], protocol)
+    endpoint.start()
+    endpoint.sendto(b"one", ("127.0.0.1", 9))
+    endpoint.sendto(b"two", ("127.0.0.1", 9))
+    sock.choked = False
+    run_until(reactor, lambda: protocol.lost)
+    assert len(protocol.errors) == 1 and errors == []  # no internal error
+
+
+def test_a_memoryview_of_wide_items_counts_bytes(reactor: Reactor) -> None:
+    import array
+
+    from reactor.udp import UDPTransport
+
+    protocol = Recorder()
+    sock = Choked(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    endpoint = UDPTransport(reactor, [sock], protocol)
+    endpoint.start()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sink:
+        sink.bind(("127.0.0.1", 0))
+        data = memoryview(array.array("i", range(100)))
+        endpoint.sendto(data, sink.getsockname())
+        assert endpoint.get_write_buffer_size() == 400
+        sock.choked = False
+        endpoint.close()
+        run_until(reactor, lambda: protocol.lost == [None])
+        sink.settimeout(5)
+        assert sink.recv(1000) == data.tobytes()
+
+
+def test_connected_ipv6_endpoint_takes_a_short_address(reactor: Reactor) -> None:
+    if not has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+    server = reactor.listen_udp(Echo, "::1", 0)
+    port = server.get_extra_info("sockname")[1]
+    client = Recorder()
+    transport = reactor.connect_udp(lambda: client, "::1", port)
+    transport.sendto(b"v6", ("::1", port))
+    run_until(reactor, lambda: client.datagrams)
+    assert client.datagrams[0][0] == b"v6"
+    with pytest.raises(ValueError, match="no IPv4 socket"):
+        server.sendto(b"x", ("127.0.0.1", 9))  # a v6-only socket cannot reach IPv4
+    transport.abort()
+    server.abort()
+    run_until(reactor, lambda: client.lost and server.get_protocol() is None)
+
+
+def test_a_failing_connection_made_aborts_the_endpoint(reactor: Reactor,
+                                                       errors: List[Any]) -> None:
+    class Broken(Recorder):
+        def connection_made(self, transport: Any) -> None:
+            raise RuntimeError("cannot start")
+
+    protocol = Broken()
+    endpoint = reactor.listen_udp(lambda: protocol, "127.0.0.1", 0)
+    run_until(reactor, lambda: protocol.lost)
+    assert isinstance(protocol.lost[0], RuntimeError) and endpoint.is_closing()
+    assert len(errors) == 1
+    errors.clear()

@@ -317,3 +317,25 @@ def test_graceful_shutdown_reaches_unix_connections(reactor: Reactor, sockdir: P
     reactor.run()
     assert client.eof or client.lost
     assert not os.path.exists(path)  # the listener closed, and took its file
+
+
+def test_the_file_goes_when_the_listener_cannot_be_made(reactor: Reactor,
+                                                        sockdir: Path) -> None:
+    path = str(sockdir / "never.sock")
+    with pytest.raises(ValueError):
+        reactor.listen_unix(Echo, path, max_connections=0)
+    assert not os.path.exists(path)
+
+
+def test_a_relative_path_is_removed_after_a_chdir(reactor: Reactor, sockdir: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(sockdir)
+    listener = reactor.listen_unix(Echo, "rel.sock")
+    monkeypatch.chdir("/")
+    listener.close()
+    assert not (sockdir / "rel.sock").exists()
+
+
+def test_a_path_too_long_says_why(reactor: Reactor, sockdir: Path) -> None:
+    with pytest.raises(OSError, match="cannot listen on .*: .*too long"):
+        reactor.listen_unix(Echo, str(sockdir / ("x" * 200)))

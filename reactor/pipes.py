@@ -43,6 +43,7 @@ from .transports import (
     WriteBufferFull,
     WriteTransport,
     deadline_message,
+    water_marks,
 )
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -359,13 +360,7 @@ class WritePipeTransport(_PipeTransport, WriteTransport):
 
     def set_write_buffer_limits(self, high: Optional[int] = None,
                                 low: Optional[int] = None) -> None:
-        if high is None:
-            high = 65536 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"need high ({high!r}) >= low ({low!r}) >= 0")
-        self._low, self._high = low, high
+        self._low, self._high = water_marks(high, low)
 
     def set_max_write_buffer(self, size: Optional[int]) -> None:
         self._max = size

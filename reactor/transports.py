@@ -34,7 +34,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .protocols import DatagramProtocol, Protocol
 
 __all__ = ["BaseTransport", "ReadTransport", "WriteTransport", "Transport", "Buffer",
-           "DeadlineExceeded", "WriteBufferFull", "deadline_message", "DatagramTransport",
+           "DeadlineExceeded", "WriteBufferFull", "deadline_message", "water_marks",
+           "DatagramTransport",
            "DatagramTruncated"]
 
 Buffer = Union[bytes, bytearray, memoryview]
@@ -63,6 +64,20 @@ def deadline_message(kind: str, timeout: float, waiting: int = 0) -> str:
         return (f"peer stopped reading: nothing sent for {timeout:g}s with "
                 f"{waiting} bytes waiting")
     return f"connection open for {timeout:g}s, its longest allowed"
+
+
+def water_marks(high: Optional[int] = None, low: Optional[int] = None,
+                default_high: int = 65536) -> Tuple[int, int]:
+    """``(low, high)`` for ``set_write_buffer_limits(high, low)``: with only
+    ``high``, ``low`` is a quarter of it; with only ``low``, ``high`` is four
+    times it; ``ValueError`` unless ``high >= low >= 0``."""
+    if high is None:
+        high = default_high if low is None else 4 * low
+    if low is None:
+        low = high // 4
+    if not high >= low >= 0:
+        raise ValueError(f"need high ({high!r}) >= low ({low!r}) >= 0")
+    return low, high
 
 
 class WriteBufferFull(BufferError):

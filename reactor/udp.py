@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple
 
 from .loop import EVENT_READ, EVENT_WRITE
 from .tcp import listen_addresses, resolve
-from .transports import Buffer, DatagramTransport, DatagramTruncated
+from .transports import Buffer, DatagramTransport, DatagramTruncated, water_marks
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -246,13 +246,7 @@ class UDPTransport(DatagramTransport):
 
     def set_write_buffer_limits(self, high: Optional[int] = None,
                                 low: Optional[int] = None) -> None:
-        if high is None:
-            high = 65536 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"need high ({high!r}) >= low ({low!r}) >= 0")
-        self._low, self._high = low, high
+        self._low, self._high = water_marks(high, low)
 
     # -- receiving ------------------------------------------------------------
 

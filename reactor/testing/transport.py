@@ -10,7 +10,14 @@ from ..loop import Reactor
 from ..protocols import Protocol
 from ..streams import DEFAULT_MAX_WRITE_BUFFER, FLUSH_AFTER_DEADLINE
 from ..timers import TimerHandle
-from ..transports import Buffer, DeadlineExceeded, Transport, WriteBufferFull, deadline_message
+from ..transports import (
+    Buffer,
+    DeadlineExceeded,
+    Transport,
+    WriteBufferFull,
+    deadline_message,
+    water_marks,
+)
 
 __all__ = ["MemoryTransport"]
 
@@ -369,12 +376,7 @@ class MemoryTransport(Transport):
 
     def set_write_buffer_limits(self, high: Optional[int] = None,
                                 low: Optional[int] = None) -> None:
-        if high is None:
-            high = 65536 if low is None else 4 * low
-        if low is None:
-            low = high // 4
-        if not high >= low >= 0:
-            raise ValueError(f"need high ({high!r}) >= low ({low!r}) >= 0")
+        low, high = water_marks(high, low)
         self.buffer_limits = (low, high)
         if not self.writing_paused and len(self.pending) > high and self.protocol is not None:
             self.writing_paused = True

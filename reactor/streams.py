@@ -437,8 +437,11 @@ class StreamTransport(Transport):
         is closing; ``RuntimeError`` after ``write_eof()``."""
         # The hot path: one type test and one flag test before send()
         # (benchmarks/instructions.py).
-        if type(data) is not bytes and not isinstance(data, (bytes, bytearray, memoryview)):
-            raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+        if type(data) is not bytes:
+            if not isinstance(data, (bytes, bytearray, memoryview)):
+                raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
+            if isinstance(data, memoryview) and data.itemsize != 1:
+                data = data.cast("B")  # lengths and slices in bytes
         if self._flags & _NO_WRITES or not data:
             if self._flags & _CLOSING or not data:
                 return

@@ -29,6 +29,7 @@ endpoint would let one bad datagram stop the service for every peer.
 from __future__ import annotations
 
 import collections
+import errno
 import socket
 import struct
 from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple
@@ -349,6 +350,32 @@ def listen_udp(reactor: "Reactor", protocol_factory: DatagramFactory, host: Any 
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
     addresses = listen_addresses(reactor, host, port)
+    # With port 0 the first socket picks the port and the others must get
+    # the same one; if another program holds it on a later address, start
+    # again with a fresh port (a few times), as listen_tcp does.
+    attempts = 5 if port == 0 and len(addresses) > 1 else 1
+    for attempt in range(attempts):
+        try:
+            sockets = _bind_all(addresses, port, reuse_port, allow_broadcast)
+            break
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE or attempt == attempts - 1:
+                raise
+    try:
+        transport = UDPTransport(reactor, sockets, protocol_factory(),
+                                 max_datagram_size=max_datagram_size)
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    transport.start()
+    return transport
+
+
+def _bind_all(addresses: List[Any], port: int, reuse_port: bool,
+              allow_broadcast: bool) -> List[socket.socket]:
+    """One bound datagram socket per address, all on one port; all closed
+    if any fails."""
     sockets: List[socket.socket] = []
     try:
         chosen = port
@@ -368,14 +395,11 @@ def listen_udp(reactor: "Reactor", protocol_factory: DatagramFactory, host: Any 
                 raise OSError(exc.errno, f"cannot listen for datagrams on "
                               f"{addr[0]} port {chosen}: {exc.strerror}") from exc
             chosen = sock.getsockname()[1]
-        transport = UDPTransport(reactor, sockets, protocol_factory(),
-                                 max_datagram_size=max_datagram_size)
+        return sockets
     except BaseException:
         for sock in sockets:
             sock.close()
         raise
-    transport.start()
-    return transport
 
 
 def connect_udp(reactor: "Reactor", protocol_factory: DatagramFactory, host: str, port: int, *,

@@ -186,6 +186,16 @@ def test_write_accepts_bytes_like(make_pair: Callable[..., Pair]) -> None:
     assert p.peer_read_all(lambda got: len(got) >= 4) == b"abcd"
 
 
+def test_a_memoryview_of_wide_items_is_sent_whole(make_pair: Callable[..., Pair]) -> None:
+    import array
+
+    p = make_pair(small_buffers=True)
+    data = memoryview(array.array("i", range(BIG // 4)))  # more than the socket takes at once
+    p.transport.write(data)
+    assert p.transport.get_write_buffer_size() > 0  # the rest, counted in bytes
+    assert p.peer_read_all(lambda got: len(got) >= data.nbytes) == data.tobytes()
+
+
 def test_write_of_non_bytes_raises_type_error(make_pair: Callable[..., Pair]) -> None:
     p = make_pair()
     with pytest.raises(TypeError):

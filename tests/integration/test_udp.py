@@ -355,3 +355,32 @@ def test_a_failing_connection_made_aborts_the_endpoint(reactor: Reactor,
     assert isinstance(protocol.lost[0], RuntimeError) and endpoint.is_closing()
     assert len(errors) == 1
     errors.clear()
+
+
+def test_port_zero_on_two_addresses_retries_a_taken_port(
+        reactor: Reactor, monkeypatch: pytest.MonkeyPatch) -> None:
+    import errno
+
+    from reactor import udp
+
+    real = udp._bind_all
+    calls: List[int] = []
+
+    def unlucky(*args: Any) -> Any:
+        calls.append(1)
+        if len(calls) == 1:  # the port picked on 127.0.0.1 is taken on ::1
+            raise OSError(errno.EADDRINUSE, "Address already in use")
+        return real(*args)
+
+    monkeypatch.setattr(udp, "_bind_all", unlucky)
+    monkeypatch.setattr(udp, "listen_addresses", lambda reactor, host, port: [
+        (socket.AF_INET, ("127.0.0.1", port)), (socket.AF_INET, ("127.0.0.2", port))])
+    protocol = Recorder()
+    endpoint = reactor.listen_udp(lambda: protocol, "localhost", 0)
+    assert len(calls) == 2 and len(endpoint.get_extra_info("sockets")) == 2
+    endpoint.abort()
+    run_until(reactor, lambda: protocol.lost)
+    calls.clear()
+    with pytest.raises(OSError, match="in use"):
+        reactor.listen_udp(Recorder, "localhost", 5555)  # a port asked for: no retry
+    assert calls == [1]

@@ -10,7 +10,8 @@ Commands, one per line; each answer is one line of JSON on stdout:
     measure SECONDS   round trips of 64 bytes on every active connection,
                       one in flight each, for SECONDS        {"p50": .., "p99": .., "max": ..,
                                                               "count": .., "errors": ..}
-    closed            how many idle connections the server has closed
+    closed [N]        how many idle connections the server has closed
+                      (waiting up to 5 s for N of them)
                                                              {"closed": N}
     quit
 
@@ -129,7 +130,15 @@ def main() -> None:
         elif command == "measure":
             answer = measure(active, float(args[0]))
         elif command == "closed":
-            answer = {"closed": closed_by_server(idle)}
+            # "closed N": the server's FINs may still be on their way through
+            # the kernel; wait (at most 5 s) until N are in.
+            want = int(args[0]) if args else 0
+            deadline = time.monotonic() + 5
+            count = closed_by_server(idle)
+            while count < want and time.monotonic() < deadline:
+                time.sleep(0.01)
+                count = closed_by_server(idle)
+            answer = {"closed": count}
         else:
             break
         print(json.dumps(answer), flush=True)

@@ -31,7 +31,7 @@ LAYERS: List[Set[str]] = [
     {"machines"},
     {"loop"},
     {"protocols", "transports", "deadlines"},
-    {"streams", "framed"},
+    {"streams", "framed", "tls"},
     {"listeners"},
     {"tcp"},
     {"unix", "udp", "pipes"},

@@ -1,0 +1,213 @@
+"""TLS over the stream transports: our server with Python's ssl client,
+our client against our server, the handshake deadline, plain text at a TLS
+port, truncation, and half-close.  Certificates are made at run time with
+the openssl command."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+from pathlib import Path
+from typing import Any, List, Optional, Tuple
+
+import pytest
+
+from reactor import Protocol, Reactor
+from reactor.tls import tls_factory
+
+from ..conftest import run_until
+
+pytestmark = [pytest.mark.timeout(30),
+              pytest.mark.skipif(shutil.which("openssl") is None,
+                                 reason="the openssl command makes the test certificates "
+                                        "(.ci/run has it; apt-get install openssl)")]
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
+    where = tmp_path_factory.mktemp("certs")
+    cert, key = where / "cert.pem", where / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=30)
+    return cert, key
+
+
+def server_context(certs: Tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(*certs)
+    return context
+
+
+def client_context(certs: Tuple[Path, Path]) -> ssl.SSLContext:
+    context = ssl.create_default_context(cafile=str(certs[0]))
+    return context
+
+
+class Echo(Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+class Client(Protocol):
+    def __init__(self, send: bytes = b"") -> None:
+        self.send = send
+        self.received = bytearray()
+        self.lost: List[Optional[BaseException]] = []
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+        if self.send:
+            transport.write(self.send)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+        if len(self.received) >= len(self.send):
+            self.transport.close()
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.lost.append(exc)
+
+
+def test_our_server_with_pythons_ssl_client(reactor: Reactor, certs: Any) -> None:
+    listener = reactor.listen_tcp(tls_factory(Echo, server_context(certs), server_side=True),
+                                  "127.0.0.1", 0)
+    got: List[Any] = []
+
+    def talk() -> None:
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as raw:
+            with client_context(certs).wrap_socket(raw, server_hostname="localhost") as tls:
+                tls.sendall(b"x" * 100_000)
+                data = b""
+                while len(data) < 100_000:
+                    data += tls.recv(65536)
+                got.append((data, tls.version()))
+                tls.unwrap()
+
+    thread = threading.Thread(target=talk)
+    thread.start()
+    run_until(reactor, lambda: not thread.is_alive())
+    thread.join()
+    (data, version), = got
+    assert data == b"x" * 100_000 and version in ("TLSv1.2", "TLSv1.3")
+    run_until(reactor, lambda: not listener.connections)
+    listener.close()
+
+
+def test_our_client_against_our_server(reactor: Reactor, certs: Any) -> None:
+    seen: List[Any] = []
+
+    class Facts(Echo):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            seen.append((transport.get_extra_info("cipher"),
+                         transport.get_extra_info("ssl_object").version(),
+                         transport.get_extra_info("peername")))
+
+    listener = reactor.listen_tcp(tls_factory(Facts, server_context(certs), server_side=True),
+                                  "127.0.0.1", 0)
+    client = Client(b"over TLS " * 1000)
+    reactor.connect_tcp(tls_factory(lambda: client, client_context(certs), server_side=False,
+                                    server_hostname="localhost"), "127.0.0.1", listener.port)
+    run_until(reactor, lambda: client.lost)
+    assert client.received == b"over TLS " * 1000 and client.lost == [None]
+    assert client.transport.get_extra_info("server_hostname") == "localhost"
+    assert client.transport.get_extra_info("peercert")["subject"]
+    (cipher, version, peer), = seen
+    assert cipher is not None and version.startswith("TLSv1.") and peer[0] == "127.0.0.1"
+    with pytest.raises(RuntimeError, match="no half-close"):
+        client.transport.write_eof()
+    run_until(reactor, lambda: not listener.connections)
+    listener.close()
+
+
+def test_a_wrong_host_name_fails_the_client(reactor: Reactor, certs: Any,
+                                            errors: List[Any]) -> None:
+    listener = reactor.listen_tcp(tls_factory(Echo, server_context(certs), server_side=True),
+                                  "127.0.0.1", 0)
+    client = Client(b"never sent")
+    connector = reactor.connect_tcp(tls_factory(lambda: client, client_context(certs),
+                                                server_side=False,
+                                                server_hostname="not-this-host"),
+                                    "127.0.0.1", listener.port)
+    run_until(reactor, lambda: connector.done() and not listener.connections and
+              connector.transport is not None and connector.transport.is_closing())
+    run_until(reactor, lambda: connector.transport.get_protocol() is None)
+    assert client.transport is None  # the application never saw a connection
+    listener.close()
+
+
+def test_a_silent_client_meets_the_handshake_deadline(reactor: Reactor, certs: Any) -> None:
+    lost: List[Optional[BaseException]] = []
+
+    class Watch(Protocol):
+        def connection_lost(self, exc: Optional[BaseException]) -> None:
+            lost.append(exc)
+
+    def factory() -> Any:
+        layer = tls_factory(Echo, server_context(certs), server_side=True,
+                            handshake_timeout=0.2)()
+        original = layer.connection_lost
+
+        def noted(exc: Optional[BaseException]) -> None:
+            lost.append(exc)
+            original(exc)
+        layer.connection_lost = noted  # type: ignore[method-assign]
+        return layer
+
+    listener = reactor.listen_tcp(factory, "127.0.0.1", 0)
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as silent:
+        run_until(reactor, lambda: lost)
+        assert isinstance(lost[0], TimeoutError) and "handshake" in str(lost[0])
+        silent.settimeout(5)
+        assert silent.recv(100) == b""  # closed on it
+    listener.close()
+
+
+def test_plain_text_at_a_tls_port_ends_that_connection_only(reactor: Reactor, certs: Any,
+                                                            errors: List[Any]) -> None:
+    listener = reactor.listen_tcp(tls_factory(Echo, server_context(certs), server_side=True),
+                                  "127.0.0.1", 0)
+    with socket.create_connection(("127.0.0.1", listener.port), timeout=5) as plain:
+        plain.sendall(b"GET / HTTP/1.0\r\n\r\n")
+        run_until(reactor, lambda: not listener.connections)
+    client = Client(b"still served")
+    reactor.connect_tcp(tls_factory(lambda: client, client_context(certs), server_side=False,
+                                    server_hostname="localhost"), "127.0.0.1", listener.port)
+    run_until(reactor, lambda: client.lost)
+    assert client.received == b"still served"
+    listener.close()
+
+
+def test_an_eof_without_close_notify_is_a_truncation(reactor: Reactor, certs: Any) -> None:
+    server = Client()
+    listener = reactor.listen_tcp(tls_factory(lambda: server, server_context(certs),
+                                              server_side=True), "127.0.0.1", 0)
+
+    def cut() -> None:
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as raw:
+            tls = client_context(certs).wrap_socket(raw, server_hostname="localhost")
+            tls.sendall(b"half a mess")
+            # End the TCP stream under TLS (a FIN, no close_notify).
+            with socket.socket(fileno=tls.detach()) as under:
+                under.shutdown(socket.SHUT_WR)
+                under.settimeout(10)
+                while under.recv(65536):  # until the server closes too
+                    pass
+
+    thread = threading.Thread(target=cut)
+    thread.start()
+    run_until(reactor, lambda: server.lost)
+    thread.join()
+    assert server.received == b"half a mess"
+    assert isinstance(server.lost[0], ssl.SSLEOFError)
+    listener.close()

@@ -23,6 +23,7 @@ import errno
 import ipaddress
 import os
 import socket
+import ssl as ssl_module
 from typing import TYPE_CHECKING, Any, Callable, List, Optional, Sequence, Tuple, Union
 
 from .addresses import format_address
@@ -36,6 +37,7 @@ from .streams import (
     TransportSettings,
     transport_settings,
 )
+from .tls import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, tls_factory
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -43,7 +45,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .timers import TimerHandle
 
 __all__ = ["listen_tcp", "connect_tcp", "Connector", "ConnectError", "DEFAULT_BACKLOG",
-           "resolve", "has_ipv6_loopback", "adopt_listening", "listen_addresses"]
+           "resolve", "has_ipv6_loopback", "adopt_listening", "listen_addresses",
+           "client_tls"]
 
 #: Pending connections the kernel may queue per listening socket (it caps
 #: this at net.core.somaxconn).  Generous, because some stacks reset rather
@@ -123,7 +126,10 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
                max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER,
                max_connections: Optional[int] = None,
                max_connections_per_host: Optional[int] = None,
-               sock: Optional[socket.socket] = None) -> Listener:
+               sock: Optional[socket.socket] = None,
+               ssl: Optional["ssl_module.SSLContext"] = None,
+               ssl_handshake_timeout: float = HANDSHAKE_TIMEOUT,
+               ssl_shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> Listener:
     """Listen for TCP connections and return the ``Listener``.
 
     ``host`` is a name, an address, or a list of them.  ``None`` or ``""``
@@ -147,9 +153,17 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
     ``sock`` adopts a TCP socket that is already bound (by a supervisor, or
     inherited): ``host`` and ``port`` are then not used, and the listener
     owns the socket from now on.
+
+    ``ssl`` (a server ``SSLContext``) runs TLS on every connection
+    (``reactor.tls``): the protocol sees plaintext once the handshake is
+    done, within ``ssl_handshake_timeout`` seconds.
     """
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
+    if ssl is not None:
+        protocol_factory = tls_factory(protocol_factory, ssl, server_side=True,
+                                       handshake_timeout=ssl_handshake_timeout,
+                                       shutdown_timeout=ssl_shutdown_timeout)
     settings = transport_settings(write_timeout=write_timeout, idle_timeout=idle_timeout,
                                   max_lifetime=max_lifetime, max_write_buffer=max_write_buffer)
     if sock is not None:
@@ -168,6 +182,20 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
         for sock in sockets:
             sock.close()
         raise
+
+
+def client_tls(protocol_factory: ProtocolFactory, ssl: Union[bool, "ssl_module.SSLContext"],
+               server_hostname: str, handshake_timeout: float,
+               shutdown_timeout: float) -> ProtocolFactory:
+    """``protocol_factory`` behind a TLS client layer (``ssl=True``: the
+    default context, which checks certificates and host names)."""
+    context = ssl_module.create_default_context() if ssl is True else ssl
+    assert isinstance(context, ssl_module.SSLContext)
+    if context.check_hostname and not server_hostname:
+        raise ValueError("this TLS context checks the host name: give server_hostname")
+    return tls_factory(protocol_factory, context, server_side=False,
+                       server_hostname=server_hostname if context.check_hostname else None,
+                       handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout)
 
 
 def adopt_listening(sock: socket.socket, backlog: int) -> socket.socket:
@@ -259,11 +287,20 @@ def connect_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory, host: str
                 idle_timeout: Optional[float] = None, max_lifetime: Optional[float] = None,
                 max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER,
                 local_addr: Optional[Tuple[str, int]] = None,
-                group: Optional[TransportGroup] = None) -> "Connector":
+                group: Optional[TransportGroup] = None,
+                ssl: Union[None, bool, "ssl_module.SSLContext"] = None,
+                server_hostname: Optional[str] = None,
+                ssl_handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                ssl_shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> "Connector":
     """Open a TCP connection without blocking; see ``Connector``.  The
-    deadline keywords are ``listen_tcp``'s."""
+    deadline keywords are ``listen_tcp``'s.  ``ssl`` (a client
+    ``SSLContext``, or ``True`` for the default one) runs TLS, checking the
+    certificate against ``server_hostname`` (default: ``host``)."""
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
+    if ssl:
+        protocol_factory = client_tls(protocol_factory, ssl, server_hostname or host,
+                                      ssl_handshake_timeout, ssl_shutdown_timeout)
     return Connector(reactor, protocol_factory, host, port, timeout=timeout,
                      settings=transport_settings(write_timeout=write_timeout,
                                                  idle_timeout=idle_timeout,

@@ -29,6 +29,7 @@ from __future__ import annotations
 import errno
 import os
 import socket
+import ssl as ssl_module
 import stat
 import time
 from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
@@ -36,7 +37,8 @@ from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 from .addresses import format_address
 from .listeners import Listener, ProtocolFactory
 from .streams import DEFAULT_MAX_WRITE_BUFFER, TransportGroup, transport_settings
-from .tcp import DEFAULT_BACKLOG, Connector, adopt_listening
+from .tcp import DEFAULT_BACKLOG, Connector, adopt_listening, client_tls
+from .tls import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, tls_factory
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -107,7 +109,10 @@ def listen_unix(reactor: "Reactor", protocol_factory: ProtocolFactory,
                 write_timeout: Optional[float] = None, idle_timeout: Optional[float] = None,
                 max_lifetime: Optional[float] = None,
                 max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER,
-                max_connections: Optional[int] = None) -> UnixListener:
+                max_connections: Optional[int] = None,
+                ssl: Optional["ssl_module.SSLContext"] = None,
+                ssl_handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                ssl_shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> UnixListener:
     """Listen on the Unix socket ``path`` and return the ``UnixListener``.
 
     A stale socket file (nobody accepts on it) is replaced; a live one
@@ -115,11 +120,15 @@ def listen_unix(reactor: "Reactor", protocol_factory: ProtocolFactory,
     is not a socket.  ``mode`` (e.g. ``0o660``) sets the file's permissions
     before anyone can connect.  A path starting with NUL is a Linux abstract
     name.  ``sock`` adopts an already-bound Unix socket instead (its file is
-    then not removed on close).  The deadline keywords and
-    ``max_connections`` are ``listen_tcp``'s.
+    then not removed on close).  The deadline keywords,
+    ``max_connections`` and the ``ssl`` ones are ``listen_tcp``'s.
     """
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
+    if ssl is not None:
+        protocol_factory = tls_factory(protocol_factory, ssl, server_side=True,
+                                       handshake_timeout=ssl_handshake_timeout,
+                                       shutdown_timeout=ssl_shutdown_timeout)
     settings = transport_settings(write_timeout=write_timeout, idle_timeout=idle_timeout,
                                   max_lifetime=max_lifetime, max_write_buffer=max_write_buffer)
     made: Optional[Tuple[int, int]] = None
@@ -216,13 +225,21 @@ def connect_unix(reactor: "Reactor", protocol_factory: ProtocolFactory, path: Pa
                  timeout: Optional[float] = 30.0, write_timeout: Optional[float] = None,
                  idle_timeout: Optional[float] = None, max_lifetime: Optional[float] = None,
                  max_write_buffer: Optional[int] = DEFAULT_MAX_WRITE_BUFFER,
-                 group: Optional[TransportGroup] = None) -> Connector:
+                 group: Optional[TransportGroup] = None,
+                 ssl: Union[None, bool, "ssl_module.SSLContext"] = None,
+                 server_hostname: Optional[str] = None,
+                 ssl_handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                 ssl_shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> Connector:
     """Connect to the Unix socket ``path`` without blocking and return the
     ``Connector`` (as ``connect_tcp``'s: done callbacks, ``transport``,
     ``error``; a full backlog is retried until ``timeout``).  The deadline
-    keywords are ``listen_tcp``'s."""
+    keywords are ``listen_tcp``'s; the ``ssl`` ones ``connect_tcp``'s (a
+    context that checks host names needs ``server_hostname``)."""
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
+    if ssl:
+        protocol_factory = client_tls(protocol_factory, ssl, server_hostname or "",
+                                      ssl_handshake_timeout, ssl_shutdown_timeout)
     address = os.fspath(path)
     settings = transport_settings(write_timeout=write_timeout, idle_timeout=idle_timeout,
                                   max_lifetime=max_lifetime, max_write_buffer=max_write_buffer)

@@ -211,3 +211,72 @@ def test_an_eof_without_close_notify_is_a_truncation(reactor: Reactor, certs: An
     assert server.received == b"half a mess"
     assert isinstance(server.lost[0], ssl.SSLEOFError)
     listener.close()
+
+
+def test_the_ssl_keywords_on_tcp_and_unix(reactor: Reactor, certs: Any, tmp_path: Path) -> None:
+    listener = reactor.listen_tcp(Echo, "127.0.0.1", 0, ssl=server_context(certs))
+    client = Client(b"keyword TLS")
+    reactor.connect_tcp(lambda: client, "localhost", listener.port, ssl=client_context(certs))
+    run_until(reactor, lambda: client.lost)
+    assert client.received == b"keyword TLS" and client.lost == [None]
+    run_until(reactor, lambda: not listener.connections)
+    listener.close()
+
+    path = str(tmp_path / "tls.sock")
+    unix = reactor.listen_unix(Echo, path, ssl=server_context(certs))
+    client = Client(b"TLS over a Unix socket")
+    reactor.connect_unix(lambda: client, path, ssl=client_context(certs),
+                         server_hostname="localhost")
+    run_until(reactor, lambda: client.lost)
+    assert client.received == b"TLS over a Unix socket"
+    with pytest.raises(ValueError, match="server_hostname"):
+        reactor.connect_unix(Client, path, ssl=client_context(certs))
+    run_until(reactor, lambda: not unix.connections)
+    unix.close()
+
+
+def test_ssl_true_checks_against_the_system_roots(reactor: Reactor, certs: Any) -> None:
+    listener = reactor.listen_tcp(Echo, "127.0.0.1", 0, ssl=server_context(certs))
+    client = Client(b"x")
+    connector = reactor.connect_tcp(lambda: client, "localhost", listener.port, ssl=True)
+    run_until(reactor, lambda: connector.done() and connector.transport is not None
+              and connector.transport.get_protocol() is None)
+    assert client.transport is None  # a self-signed certificate: never connected
+    run_until(reactor, lambda: not listener.connections)
+    listener.close()
+
+
+@pytest.mark.parametrize("version", ["-tls1_2", "-tls1_3"])
+@pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
+def test_openssl_s_client_against_our_server(reactor: Reactor, certs: Any, version: str,
+                                             host: str) -> None:
+    from reactor.tcp import has_ipv6_loopback
+
+    if host == "::1" and not has_ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+    listener = reactor.listen_tcp(Echo, host, 0, ssl=server_context(certs))
+    target = f"[{host}]:{listener.port}" if ":" in host else f"{host}:{listener.port}"
+    proc = subprocess.Popen(["openssl", "s_client", "-connect", target, version,
+                             "-CAfile", str(certs[0]), "-verify_return_error",
+                             "-servername", "localhost", "-quiet", "-no_ign_eof"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    out: List[bytes] = []
+
+    def talk() -> None:
+        assert proc.stdin is not None and proc.stdout is not None
+        proc.stdin.write(b"ping over openssl\n")
+        proc.stdin.flush()
+        out.append(proc.stdout.readline())
+        proc.stdin.close()
+
+    thread = threading.Thread(target=talk)
+    thread.start()
+    run_until(reactor, lambda: not thread.is_alive(), timeout=20)
+    assert out == [b"ping over openssl\n"], proc.stderr.read() if proc.stderr else ""
+    run_until(reactor, lambda: proc.poll() is not None, timeout=20)
+    for pipe in (proc.stdout, proc.stderr):
+        if pipe is not None:
+            pipe.close()
+    run_until(reactor, lambda: not listener.connections)
+    listener.close()

@@ -37,7 +37,7 @@ from .streams import (
     TransportSettings,
     transport_settings,
 )
-from .tls import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, tls_factory
+from .tls import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, client_tls_factory, tls_factory
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -45,8 +45,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from .timers import TimerHandle
 
 __all__ = ["listen_tcp", "connect_tcp", "Connector", "ConnectError", "DEFAULT_BACKLOG",
-           "resolve", "has_ipv6_loopback", "adopt_listening", "listen_addresses",
-           "client_tls"]
+           "resolve", "has_ipv6_loopback", "adopt_listening", "listen_addresses"]
 
 #: Pending connections the kernel may queue per listening socket (it caps
 #: this at net.core.somaxconn).  Generous, because some stacks reset rather
@@ -184,20 +183,6 @@ def listen_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory,
         raise
 
 
-def client_tls(protocol_factory: ProtocolFactory, ssl: Union[bool, "ssl_module.SSLContext"],
-               server_hostname: str, handshake_timeout: float,
-               shutdown_timeout: float) -> ProtocolFactory:
-    """``protocol_factory`` behind a TLS client layer (``ssl=True``: the
-    default context, which checks certificates and host names)."""
-    context = ssl_module.create_default_context() if ssl is True else ssl
-    assert isinstance(context, ssl_module.SSLContext)
-    if context.check_hostname and not server_hostname:
-        raise ValueError("this TLS context checks the host name: give server_hostname")
-    return tls_factory(protocol_factory, context, server_side=False,
-                       server_hostname=server_hostname if context.check_hostname else None,
-                       handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout)
-
-
 def adopt_listening(sock: socket.socket, backlog: int) -> socket.socket:
     """A bound socket made ready for a ``Listener``: listening (again, with
     ``backlog``, if it already was) and non-blocking."""
@@ -299,7 +284,7 @@ def connect_tcp(reactor: "Reactor", protocol_factory: ProtocolFactory, host: str
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
     if ssl:
-        protocol_factory = client_tls(protocol_factory, ssl, server_hostname or host,
+        protocol_factory = client_tls_factory(protocol_factory, ssl, server_hostname or host,
                                       ssl_handshake_timeout, ssl_shutdown_timeout)
     return Connector(reactor, protocol_factory, host, port, timeout=timeout,
                      settings=transport_settings(write_timeout=write_timeout,

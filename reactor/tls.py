@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import collections
 import ssl
-from typing import TYPE_CHECKING, Any, Callable, Deque, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Callable, Deque, Optional, Tuple, Union
 
 from .protocols import Protocol
 from .transports import Buffer, Transport
@@ -37,8 +37,8 @@ if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
     from .timers import TimerHandle
 
-__all__ = ["TLSLayer", "TLSTransport", "tls_factory", "HANDSHAKE_TIMEOUT",
-           "SHUTDOWN_TIMEOUT"]
+__all__ = ["TLSLayer", "TLSTransport", "tls_factory", "client_tls_factory",
+           "HANDSHAKE_TIMEOUT", "SHUTDOWN_TIMEOUT"]
 
 #: Seconds a handshake may take (asyncio's default).
 HANDSHAKE_TIMEOUT = 60.0
@@ -384,3 +384,19 @@ def tls_factory(protocol_factory: Callable[[], Protocol], context: ssl.SSLContex
                         handshake_timeout=handshake_timeout,
                         shutdown_timeout=shutdown_timeout)
     return make
+
+
+def client_tls_factory(protocol_factory: Callable[[], Protocol],
+                       ssl_: Union[bool, ssl.SSLContext], server_hostname: str,
+                       handshake_timeout: float = HANDSHAKE_TIMEOUT,
+                       shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> Callable[[], TLSLayer]:
+    """``tls_factory`` for a client, as the ``ssl=`` keyword of
+    ``connect_tcp`` and ``connect_unix`` takes it: ``True`` is the default
+    context, which checks the certificate and ``server_hostname``."""
+    context = ssl.create_default_context() if ssl_ is True else ssl_
+    assert isinstance(context, ssl.SSLContext)
+    if context.check_hostname and not server_hostname:
+        raise ValueError("this TLS context checks the host name: give server_hostname")
+    return tls_factory(protocol_factory, context, server_side=False,
+                       server_hostname=server_hostname if context.check_hostname else None,
+                       handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout)

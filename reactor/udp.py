@@ -104,9 +104,10 @@ class UDPTransport(DatagramTransport):
         self._reactor.add_shutdown_hook(self._on_shutdown)
         self._reactor.add_close_hook(self.abort)
         protocol = self._protocol
+        assert protocol is not None
         failures: List[Exception] = []
-        self._reactor.call_user(protocol.connection_made if protocol else lambda t: None, self,
-                                on_error=failures.append, protocol=protocol, transport=self)
+        self._reactor.call_user(protocol.connection_made, self, on_error=failures.append,
+                                protocol=protocol, transport=self)
         if failures:
             self._finish(failures[0])  # as a stream does: that endpoint is aborted
 

@@ -37,24 +37,18 @@ from typing import TYPE_CHECKING, Any, Optional, Tuple, Union
 from .addresses import format_address
 from .listeners import Listener, ProtocolFactory
 from .streams import DEFAULT_MAX_WRITE_BUFFER, TransportGroup, transport_settings
-from .tcp import DEFAULT_BACKLOG, Connector, adopt_listening, client_tls
-from .tls import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, tls_factory
+from .tcp import DEFAULT_BACKLOG, Connector, adopt_listening
+from .tls import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, client_tls_factory, tls_factory
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
 
-__all__ = ["listen_unix", "connect_unix", "UnixListener", "describe_path", "remove_if_ours"]
+__all__ = ["listen_unix", "connect_unix", "UnixListener", "remove_if_ours"]
 
 #: Seconds between the two connection attempts that find a socket file stale.
 STALE_PROBE_GAP = 0.05
 
 Path = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
-
-
-def describe_path(path: Any) -> str:
-    """A Unix socket address for people: the path, ``@name`` for an
-    abstract one, ``(unnamed)`` for a client that did not bind."""
-    return format_address(path)
 
 
 def _is_abstract(path: Union[str, bytes]) -> bool:
@@ -88,7 +82,7 @@ class UnixListener(Listener):
             remove_if_ours(self._file, made)
 
     def __repr__(self) -> str:
-        return (f"<UnixListener {describe_path(self.path)}"
+        return (f"<UnixListener {format_address(self.path)}"
                 f"{' closed' if self.is_closed() else ''}>")
 
 
@@ -218,7 +212,7 @@ def _remove_if_stale(path: Union[str, bytes]) -> None:
 
 
 def _cannot_listen(path: Union[str, bytes], code: Optional[int], why: Optional[str]) -> OSError:
-    return OSError(code, f"cannot listen on {describe_path(path)}: {why}")
+    return OSError(code, f"cannot listen on {format_address(path)}: {why}")
 
 
 def connect_unix(reactor: "Reactor", protocol_factory: ProtocolFactory, path: Path, *,
@@ -238,10 +232,10 @@ def connect_unix(reactor: "Reactor", protocol_factory: ProtocolFactory, path: Pa
     if reactor.is_closed():
         raise RuntimeError("this reactor is closed")
     if ssl:
-        protocol_factory = client_tls(protocol_factory, ssl, server_hostname or "",
+        protocol_factory = client_tls_factory(protocol_factory, ssl, server_hostname or "",
                                       ssl_handshake_timeout, ssl_shutdown_timeout)
     address = os.fspath(path)
     settings = transport_settings(write_timeout=write_timeout, idle_timeout=idle_timeout,
                                   max_lifetime=max_lifetime, max_write_buffer=max_write_buffer)
-    return Connector(reactor, protocol_factory, describe_path(address), None, timeout=timeout,
+    return Connector(reactor, protocol_factory, format_address(address), None, timeout=timeout,
                      settings=settings, group=group, addresses=[(socket.AF_UNIX, address)])

@@ -13,6 +13,7 @@ from .reconnect import ReconnectingClient
 from .streams import StreamTransport, TransportSettings
 from .tcp import ConnectError, Connector
 from .timers import Clock, MonotonicClock, TimerHandle
+from .tls import TLSTransport, start_tls
 from .transports import (
                          DatagramTransport,
                          DatagramTruncated,
@@ -47,9 +48,11 @@ __all__ = [
     "ReconnectingClient",
     "StreamTransport",
     "TimerHandle",
+    "TLSTransport",
     "Transport",
     "TransportSettings",
     "WriteBufferFull",
+    "start_tls",
 ]
 
 __version__ = "0.1.0"

@@ -33,6 +33,7 @@ from .addresses import format_address
 from .listeners import ProtocolFactory
 from .streams import StreamTransport, TransportGroup
 from .tcp import ConnectError, Connector, connect_tcp
+from .transports import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -110,7 +111,7 @@ class ReconnectingClient:
     backoff keywords are ``Backoff``'s; ``on_attempt(attempt)`` is called
     after each attempt (see ``Attempt``).  Every other keyword goes to
     ``connect_tcp`` for each attempt (``timeout``, ``idle_timeout``,
-    ``local_addr``, ...).
+    ``local_addr``, ``ssl``, ``server_hostname``, ...).
 
     ``transport`` and ``protocol`` are the current connection's, ``None``
     while there is none.  ``attempts`` counts every attempt made.
@@ -127,7 +128,8 @@ class ReconnectingClient:
         self.port = port
         self.backoff = Backoff(initial_delay, factor, max_delay, jitter, rng)
         self.on_attempt = on_attempt
-        self.transport: Optional[StreamTransport] = None
+        self.transport: Optional[Transport] = None
+        self._stream: Optional[StreamTransport] = None  # the connection under any TLS
         self.protocol: Optional["Protocol"] = None
         self.attempts = 0
         self._options = connect_options
@@ -188,6 +190,7 @@ class ReconnectingClient:
         error = connector.error
         if error is None:
             self.transport, self.protocol = connector.transport, connector.protocol
+            self._stream = connector.stream
             logger.info("connected to %s (attempt %d)", self._address(), self.attempts)
             self._report(Attempt(self.attempts, None, None))
             return
@@ -198,9 +201,9 @@ class ReconnectingClient:
         self._report(Attempt(self.attempts, error, delay))
 
     def _connection_gone(self, transport: StreamTransport) -> None:
-        if transport is not self.transport:
+        if transport is not self._stream:
             return  # one whose connection_made failed: already counted
-        self.transport = self.protocol = None
+        self.transport = self.protocol = self._stream = None
         if not self._running:
             return
         self._failures = 1  # counting starts afresh after a good connection

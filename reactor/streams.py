@@ -620,6 +620,15 @@ class StreamTransport(Transport):
         """The protocol, or ``None`` once ``connection_lost`` has been called."""
         return self._protocol
 
+    def set_protocol(self, protocol: "Protocol") -> None:
+        """Hand the connection to ``protocol``: every later callback goes
+        to it (``connection_made`` is not called again).  ``start_tls``
+        puts its TLS layer here this way.  ``RuntimeError`` once
+        ``connection_lost`` has been called."""
+        if self._protocol is None:
+            raise RuntimeError("set_protocol(): the connection is already lost")
+        self._protocol = protocol
+
     def request_shutdown(self) -> None:
         """Ask the protocol to finish, for a graceful shutdown: unless its
         ``shutdown_requested()`` returns true, close (after flushing).  Does

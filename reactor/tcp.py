@@ -37,7 +37,8 @@ from .streams import (
     TransportSettings,
     transport_settings,
 )
-from .tls import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, client_tls_factory, tls_factory
+from .tls import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, TLSLayer, client_tls_factory, tls_factory
+from .transports import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -324,6 +325,14 @@ class Connector:
     reactor's own): its ``on_leave`` hears when the connection is gone.
     ``addresses`` (``(family, sockaddr)`` pairs) are tried instead of
     resolving ``host``: ``connect_unix`` gives ``[(AF_UNIX, path)]``.
+
+    Over TLS (a ``TLSLayer`` client from the factory, as ``ssl=`` makes
+    it) the connect finishes when the handshake does: ``protocol`` and
+    ``transport`` are then the application's protocol and its
+    ``TLSTransport``, and a failed handshake is the ``ConnectError``'s
+    reason (an ``ssl.SSLCertVerificationError``, say).  ``stream`` is
+    always the stream transport underneath (the same as ``transport``
+    without TLS).
     """
 
     def __init__(self, reactor: "Reactor", protocol_factory: ProtocolFactory,
@@ -339,8 +348,9 @@ class Connector:
         self._protocol_factory = protocol_factory
         self.host = host
         self.port = port
-        self.transport: Optional[StreamTransport] = None
+        self.transport: Optional[Transport] = None
         self.protocol: Optional[Protocol] = None
+        self.stream: Optional[StreamTransport] = None
         self.error: Optional[ConnectError] = None
         self._done = False
         self._callbacks: List[DoneCallback] = []
@@ -478,15 +488,30 @@ class Connector:
             reason = failures[0] if failures else TypeError("the protocol factory returned None")
             self._finish(ConnectError(self.host, self.port, reason), reported=bool(failures))
             return
-        self.protocol = protocol
-        self.transport = StreamTransport(self._reactor, sock, protocol, settings=self._settings,
-                                         group=self._group)
-        failure = self.transport.start()
+        stream = StreamTransport(self._reactor, sock, protocol, settings=self._settings,
+                                 group=self._group)
+        self.stream = stream
+        tls = protocol if isinstance(protocol, TLSLayer) and not protocol.server_side else None
+        if tls is not None:
+            tls.add_handshake_callback(lambda exc: self._handshaken(tls, exc))
+        else:
+            self.protocol, self.transport = protocol, stream
+        failure = stream.start()
         if failure is not None:
             # connection_made raised: the transport has reported it and
             # aborted the connection, so this connect failed after all.
             self._finish(ConnectError(self.host, self.port, failure), reported=True)
+        elif tls is None:
+            self._finish(None)
+
+    def _handshaken(self, tls: TLSLayer, exc: Optional[BaseException]) -> None:
+        if self.error is not None:
+            return  # the layer's connection_made failed, already finished
+        if exc is not None:
+            self._finish(ConnectError(self.host, self.port, exc),
+                         reported=exc is tls.app_error)
             return
+        self.protocol, self.transport = tls.app, tls.transport
         self._finish(None)
 
     def _timed_out(self, timeout: float) -> None:

@@ -12,33 +12,50 @@ touched here, so the layer works over any transport that keeps the
 ``Transport`` contract.
 
 The user's protocol hears ``connection_made`` only once the handshake is
-done; what it writes is encrypted at once, and flow control counts what
-waits below.  The handshake has a deadline (``handshake_timeout``, 60 s by
-default, as asyncio).  ``close()`` sends close_notify and waits for the
-peer's, at most ``shutdown_timeout`` seconds, before closing below.  An EOF
-that arrives without the peer's close_notify is a truncation:
-``connection_lost`` receives an ``ssl.SSLEOFError``, not ``None``.  TLS has
-no half-close, so ``write_eof()`` raises.
+done; what it writes is encrypted at once, so flow control counts what
+waits below (and what was written before the handshake ended, when
+``start_tls`` upgrades a live connection).  The handshake has a deadline
+(``handshake_timeout``, 60 s by default, as asyncio).  ``close()`` sends
+close_notify and waits for the peer's, at most ``shutdown_timeout``
+seconds, before closing below.  An EOF that arrives without the peer's
+close_notify is a truncation: ``connection_lost`` receives an
+``ssl.SSLEOFError``, not ``None``.  TLS has no half-close, so
+``write_eof()`` raises.
+
+A server's failed handshake (plain text at the port, a client that gives
+up or resets, a bad certificate, the deadline) is routine: one line on the
+``reactor.tls`` logger, at WARNING, with no traceback; the user's protocol
+never existed for it.  A client's goes to whoever waits for the handshake:
+``connect_tcp``'s done callbacks receive it as the ``ConnectError``'s
+reason.  An exception in the user's protocol is reported with that
+protocol and its ``TLSTransport`` as the context, and aborts the
+connection, as on a plain transport.
 
 Use ``tls_factory`` to wrap a protocol factory for ``listen_tcp``,
-``connect_tcp``, ``listen_unix`` or ``connect_unix``.
+``connect_tcp``, ``listen_unix`` or ``connect_unix`` (their ``ssl=``
+keyword does it for you), and ``start_tls`` for STARTTLS.
 """
 
 from __future__ import annotations
 
 import collections
+import logging
+import re
 import ssl
-from typing import TYPE_CHECKING, Any, Callable, Deque, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple, Union, cast
 
+from .addresses import format_address
 from .protocols import Protocol
-from .transports import Buffer, Transport
+from .transports import Buffer, DeadlineExceeded, Transport
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
     from .timers import TimerHandle
 
-__all__ = ["TLSLayer", "TLSTransport", "tls_factory", "client_tls_factory",
-           "HANDSHAKE_TIMEOUT", "SHUTDOWN_TIMEOUT"]
+__all__ = ["TLSLayer", "TLSTransport", "tls_factory", "client_tls_factory", "start_tls",
+           "describe_tls_error", "HANDSHAKE_TIMEOUT", "SHUTDOWN_TIMEOUT"]
+
+logger = logging.getLogger("reactor.tls")
 
 #: Seconds a handshake may take (asyncio's default).
 HANDSHAKE_TIMEOUT = 60.0
@@ -47,10 +64,35 @@ SHUTDOWN_TIMEOUT = 30.0
 
 _READ_SIZE = 65536
 
+#: OpenSSL's reasons when what came was not TLS at all.
+_NOT_TLS = {"HTTP_REQUEST", "HTTPS_PROXY_REQUEST", "WRONG_VERSION_NUMBER",
+            "UNKNOWN_PROTOCOL", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG"}
+
+HandshakeCallback = Callable[[Optional[BaseException]], Any]
+
+
+def describe_tls_error(exc: BaseException) -> str:
+    """One line for a failed TLS connection, for a log: OpenSSL's reason
+    without the C source location, and a hint when the peer spoke plain
+    text."""
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        return f"certificate verify failed: {exc.verify_message}"
+    if isinstance(exc, ssl.SSLError):
+        text = re.sub(r"\s*\(_ssl\.c:\d+\)$", "", str(exc.args[1] if len(exc.args) > 1
+                                                      else exc))
+        if exc.reason in _NOT_TLS:
+            text += " (the peer does not speak TLS: plain text at a TLS port?)"
+        return text
+    if isinstance(exc, ConnectionResetError):
+        return "connection reset by the peer"
+    return str(exc) or type(exc).__name__
+
 
 class TLSTransport(Transport):
     """What the user's protocol sees: plaintext, the ``Transport``
-    contract, and the TLS facts in ``get_extra_info``."""
+    contract, and the TLS facts in ``get_extra_info``.  Settings that
+    belong to the connection (deadlines, buffer limits) are the stream
+    transport's below."""
 
     def __init__(self, layer: "TLSLayer") -> None:
         self._layer = layer
@@ -84,8 +126,9 @@ class TLSTransport(Transport):
         return self._layer.reading and not self._layer.closing
 
     def get_write_buffer_size(self) -> int:
-        raw = self._layer.raw
-        return raw.get_write_buffer_size() if raw is not None else 0
+        """Plaintext waiting for the handshake, plus the records waiting
+        below."""
+        return self._layer.buffered()
 
     def get_write_buffer_limits(self) -> Tuple[int, int]:
         raw = self._layer.raw
@@ -106,18 +149,33 @@ class TLSTransport(Transport):
         return self._layer.app
 
     def set_idle_timeout(self, seconds: Optional[float]) -> None:
-        if self._layer.raw is not None:
-            self._layer.raw.set_idle_timeout(seconds)
+        self._below("set_idle_timeout", seconds)
 
     def get_idle_timeout(self) -> Optional[float]:
-        return self._layer.raw.get_idle_timeout() if self._layer.raw is not None else None
+        return cast(Optional[float], self._below("get_idle_timeout"))
 
     def set_max_lifetime(self, seconds: Optional[float]) -> None:
-        if self._layer.raw is not None:
-            self._layer.raw.set_max_lifetime(seconds)
+        self._below("set_max_lifetime", seconds)
 
     def get_max_lifetime(self) -> Optional[float]:
-        return self._layer.raw.get_max_lifetime() if self._layer.raw is not None else None
+        return cast(Optional[float], self._below("get_max_lifetime"))
+
+    def set_write_timeout(self, seconds: Optional[float]) -> None:
+        self._below("set_write_timeout", seconds)
+
+    def get_write_timeout(self) -> Optional[float]:
+        return cast(Optional[float], self._below("get_write_timeout"))
+
+    def set_max_write_buffer(self, size: Optional[int]) -> None:
+        self._below("set_max_write_buffer", size)
+
+    def get_max_write_buffer(self) -> Optional[int]:
+        return cast(Optional[int], self._below("get_max_write_buffer"))
+
+    def _below(self, name: str, *args: Any) -> Any:
+        raw = self._layer.raw
+        method = getattr(raw, name, None)
+        return method(*args) if method is not None else None
 
     def __repr__(self) -> str:
         return f"<TLSTransport over {self._layer.raw!r}>"
@@ -125,12 +183,15 @@ class TLSTransport(Transport):
 
 class TLSLayer(Protocol):
     """The stream transport's protocol, running TLS for ``app``; see the
-    module docstring."""
+    module docstring.  ``upgrade`` is for ``start_tls``: ``app`` already
+    has a connection, so a failed handshake reaches its
+    ``connection_lost``."""
 
     def __init__(self, app: Protocol, context: ssl.SSLContext, *, server_side: bool,
                  server_hostname: Optional[str] = None,
                  handshake_timeout: float = HANDSHAKE_TIMEOUT,
-                 shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> None:
+                 shutdown_timeout: float = SHUTDOWN_TIMEOUT,
+                 upgrade: bool = False) -> None:
         if not server_side and context.check_hostname and not server_hostname:
             raise ValueError("a TLS client checks the host name: give server_hostname "
                              "(or a context with check_hostname off)")
@@ -144,36 +205,58 @@ class TLSLayer(Protocol):
         self.transport = TLSTransport(self)
         self.closing = False
         self.reading = True
+        #: The exception a callback of the user's protocol raised, if one did.
+        self.app_error: Optional[Exception] = None
+        self._reactor: Optional[Reactor] = None
+        self._peer = "?"
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         self._sslobj = context.wrap_bio(self._incoming, self._outgoing,
                                         server_side=server_side,
                                         server_hostname=server_hostname)
         self._handshaken = False
-        self._app_started = False
+        self._app_started = upgrade  # whether the app has a connection to lose
+        self._upgrade = upgrade
+        self._waiters: List[HandshakeCallback] = []
+        self._settled = False  # the handshake succeeded or failed, and waiters heard
         self._pending: Deque[bytes] = collections.deque()  # written before the handshake
+        self._pending_size = 0
+        self._app_paused = False
         self._held: Deque[bytes] = collections.deque()  # decrypted while reading paused
         self._peer_closed = False  # their close_notify came
         self._reason: Optional[BaseException] = None
         self._timer: Optional[TimerHandle] = None
 
+    def add_handshake_callback(self, fn: HandshakeCallback) -> None:
+        """Call ``fn(None)`` once the handshake is done (after the user's
+        ``connection_made``), or ``fn(exc)`` if it fails.  While anyone
+        waits, a failure is theirs to report, not the log's."""
+        self._waiters.append(fn)
+
     # -- the transport below --------------------------------------------------------
 
     def connection_made(self, transport: Any) -> None:
         self.raw = transport
-        reactor: Reactor = transport.get_extra_info("reactor")
-        self._timer = reactor.call_later(self.handshake_timeout, self._handshake_timed_out)
+        self._reactor = transport.get_extra_info("reactor")
+        peer = transport.get_extra_info("peername")
+        self._peer = format_address(peer) if peer is not None else "?"
+        assert self._reactor is not None
+        self._timer = self._reactor.call_later(self.handshake_timeout,
+                                               self._handshake_timed_out)
         self._handshake()
 
     def data_received(self, data: bytes) -> None:
         self._incoming.write(data)
-        if not self._handshaken:
-            self._handshake()
-        else:
+        if self._handshaken:
             self._decrypt()
+        else:
+            self._handshake()
 
     def eof_received(self) -> Optional[bool]:
-        if not self._peer_closed and self._reason is None:
+        if not self._handshaken:
+            self._fail(ConnectionResetError(
+                "the peer closed the connection during the TLS handshake"))
+        elif not self._peer_closed and self._reason is None:
             # No close_notify first: someone cut the connection.
             self._reason = ssl.SSLEOFError(
                 ssl.SSL_ERROR_EOF, "the peer closed the connection without TLS close_notify "
@@ -182,17 +265,68 @@ class TLSLayer(Protocol):
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self._cancel_timer()
+        if not self._handshaken:
+            reason = self._reason or exc
+            self._handshake_over(reason or ConnectionAbortedError(
+                "the connection was closed during the TLS handshake"), quiet=reason is None)
         app, self.app = self.app, None
         if app is not None and self._app_started:
-            app.connection_lost(self._reason if self._reason is not None else exc)
+            assert self._reactor is not None
+            self._reactor.call_user(app.connection_lost,
+                                    self._reason if self._reason is not None else exc,
+                                    protocol=app, transport=self.transport)
 
     def pause_writing(self) -> None:
-        if self.app is not None and self._app_started:
-            self.app.pause_writing()
+        if not self._app_paused and self._app_started:
+            self._app_paused = True
+            self._call_app("pause_writing")
 
     def resume_writing(self) -> None:
-        if self.app is not None and self._app_started:
-            self.app.resume_writing()
+        if self._app_paused and not self._pending_size:
+            self._app_paused = False
+            self._call_app("resume_writing")
+
+    def deadline_exceeded(self, exc: DeadlineExceeded) -> Optional[bool]:
+        """The connection's deadline is the application's to judge; the
+        handshake's own is separate.  Closing for one sends close_notify
+        without waiting for the peer's."""
+        if not self._handshaken:
+            return False
+        keep = bool(self._call_app("deadline_exceeded", exc))
+        if keep or self.closing:
+            return keep
+        if exc.kind != "write":  # a stalled peer could not take close_notify
+            self._close_now(exc)
+        return False
+
+    def shutdown_requested(self) -> Optional[bool]:
+        """A graceful shutdown: the application may finish first; if not,
+        close with close_notify."""
+        if self._handshaken and self._call_app("shutdown_requested"):
+            return True
+        self.close()
+        return True
+
+    # -- calling the user's protocol ---------------------------------------------------
+
+    def _call_app(self, name: str, *args: Any) -> Any:
+        """Call the application's callback ``name``: an exception is
+        reported with the application's protocol and transport as the
+        context and aborts the connection."""
+        app = self.app
+        if app is None:
+            return None
+        try:
+            return getattr(app, name)(*args)
+        except Exception as exc:
+            assert self._reactor is not None
+            self._reactor.report_error(exc, getattr(app, name, type(app)), protocol=app,
+                                       transport=self.transport)
+            self.app_error = exc
+            if self._reason is None:
+                self._reason = exc
+            self.abort()
+            return None
 
     # -- the handshake ------------------------------------------------------------------
 
@@ -210,11 +344,34 @@ class TLSLayer(Protocol):
         self._cancel_timer()
         self._flush()
         self._app_started = True
-        assert self.app is not None
-        self.app.connection_made(self.transport)
-        while self._pending and not self.closing:
-            self._encrypt(self._pending.popleft())
+        self._call_app("connection_made", self.transport)
+        if self.closing and self.app_error is not None:
+            self._handshake_over(self.app_error)
+            return
+        self._handshake_over(None)
+        if self._pending:
+            pending, self._pending = self._pending, collections.deque()
+            self._pending_size = 0
+            for chunk in pending:
+                if self.closing:
+                    break
+                self._encrypt(chunk)
+            if self._app_paused and self.raw is not None and \
+                    self.raw.get_write_buffer_size() <= self.raw.get_write_buffer_limits()[1]:
+                self.resume_writing()
         self._decrypt()  # application data that came with the last handshake bytes
+
+    def _handshake_over(self, exc: Optional[BaseException], quiet: bool = False) -> None:
+        if self._settled:
+            return
+        self._settled = True
+        waiters, self._waiters = self._waiters, []
+        if exc is not None and not waiters and not quiet and exc is not self.app_error:
+            logger.warning("TLS handshake with %s failed: %s", self._peer,
+                           describe_tls_error(exc))
+        for fn in waiters:
+            assert self._reactor is not None
+            self._reactor.call_user(fn, exc, protocol=self)
 
     def _handshake_timed_out(self) -> None:
         self._timer = None
@@ -223,8 +380,15 @@ class TLSLayer(Protocol):
                                     f"{self.handshake_timeout:g}s"))
 
     def _fail(self, exc: BaseException) -> None:
-        self._reason = exc
+        if self._reason is None:
+            self._reason = exc
         self.closing = True
+        if not self._handshaken:
+            self._cancel_timer()
+            self._handshake_over(exc)
+        elif self.app is not None:
+            logger.warning("TLS connection with %s failed: %s", self._peer,
+                           describe_tls_error(exc))
         if self.raw is not None:
             self.raw.close(exc)
 
@@ -241,7 +405,7 @@ class TLSLayer(Protocol):
             except ssl.SSLError as exc:
                 self._flush()
                 self._fail(exc)
-                break
+                return
             if not chunk:  # the peer's close_notify (read() returns b"" for it)
                 if not self._peer_closed:
                     self._peer_closed = True
@@ -256,14 +420,13 @@ class TLSLayer(Protocol):
         if not self.reading or self._held:
             self._held.append(chunk)
         else:
-            self.app.data_received(chunk)
+            self._call_app("data_received", chunk)
 
     def _peer_close_notify(self) -> None:
         if self.closing:  # we had sent ours: the shutdown is complete
             self._finish_shutdown()
             return
-        if self.app is not None:
-            self.app.eof_received()  # told; TLS has no half-open state to keep
+        self._call_app("eof_received")  # told; TLS has no half-open state to keep
         self.close()
 
     def set_reading(self, on: bool) -> None:
@@ -272,7 +435,7 @@ class TLSLayer(Protocol):
             return
         if on:
             while self._held and self.reading and self.app is not None:
-                self.app.data_received(self._held.popleft())
+                self._call_app("data_received", self._held.popleft())
             if self.reading:
                 self.raw.resume_reading()
         else:
@@ -285,10 +448,20 @@ class TLSLayer(Protocol):
             raise TypeError(f"data must be bytes-like, not {type(data).__name__}")
         if self.closing or not data:
             return
-        if not self._handshaken:
-            self._pending.append(bytes(data))
+        if self._handshaken:
+            self._encrypt(data)
             return
-        self._encrypt(data)
+        chunk = bytes(data)
+        self._pending.append(chunk)
+        self._pending_size += len(chunk)
+        if self.raw is not None and self.buffered() > self.raw.get_write_buffer_limits()[0]:
+            self.pause_writing()
+
+    def buffered(self) -> int:
+        """Bytes written and not yet sent: plaintext waiting for the
+        handshake, and records waiting in the transport below."""
+        raw = self.raw
+        return self._pending_size + (raw.get_write_buffer_size() if raw is not None else 0)
 
     def _encrypt(self, data: Buffer) -> None:
         try:
@@ -326,9 +499,22 @@ class TLSLayer(Protocol):
             if self._peer_closed:
                 self._finish_shutdown()
                 return
-            reactor: Reactor = self.raw.get_extra_info("reactor")
-            self._timer = reactor.call_later(self.shutdown_timeout, self._finish_shutdown)
+            assert self._reactor is not None
+            self._timer = self._reactor.call_later(self.shutdown_timeout,
+                                                   self._finish_shutdown)
             return
+        except ssl.SSLError:
+            pass
+        self._flush()
+        self._finish_shutdown()
+
+    def _close_now(self, reason: BaseException) -> None:
+        """Send close_notify and close below without waiting for the
+        peer's (a deadline passed: the peer is not to be waited for)."""
+        self._reason = self._reason or reason
+        self.closing = True
+        try:
+            self._sslobj.unwrap()
         except ssl.SSLError:
             pass
         self._flush()
@@ -370,6 +556,11 @@ class TLSLayer(Protocol):
             return default
         return self.raw.get_extra_info(name, default) if self.raw is not None else default
 
+    def __repr__(self) -> str:
+        state = ("closing" if self.closing else "open" if self._handshaken
+                 else "handshaking")
+        return f"<TLSLayer {self._peer} {state} for {type(self.app).__name__}>"
+
 
 def tls_factory(protocol_factory: Callable[[], Protocol], context: ssl.SSLContext, *,
                 server_side: bool, server_hostname: Optional[str] = None,
@@ -400,3 +591,39 @@ def client_tls_factory(protocol_factory: Callable[[], Protocol],
     return tls_factory(protocol_factory, context, server_side=False,
                        server_hostname=server_hostname if context.check_hostname else None,
                        handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout)
+
+
+def start_tls(transport: Transport, context: ssl.SSLContext, *, server_side: bool = False,
+              server_hostname: Optional[str] = None, protocol: Optional[Protocol] = None,
+              buffered: Buffer = b"",
+              handshake_timeout: float = HANDSHAKE_TIMEOUT,
+              shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> TLSLayer:
+    """Upgrade a live stream connection to TLS (STARTTLS).
+
+    From this call on, what arrives on ``transport`` is TLS.  ``protocol``
+    (by default the transport's own) gets ``connection_made`` again, with
+    a ``TLSTransport``, once the handshake is done; if it fails,
+    ``connection_lost`` receives the error.  What was written on
+    ``transport`` before the call is sent in plaintext first; what is
+    written on the returned layer's ``transport`` meanwhile waits for the
+    handshake.  ``buffered`` is what the protocol had already received
+    past the STARTTLS command (the start of the peer's handshake): it is
+    fed to TLS first.  ``transport`` needs ``set_protocol`` (every stream
+    transport here has it).
+    """
+    app = protocol if protocol is not None else transport.get_protocol()
+    if app is None or transport.is_closing():
+        raise RuntimeError("start_tls() needs an open connection")
+    if not isinstance(app, Protocol):
+        raise TypeError(f"start_tls() needs a stream Protocol, not {app!r}")
+    layer = TLSLayer(app, context, server_side=server_side, server_hostname=server_hostname,
+                     handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout,
+                     upgrade=True)
+    set_protocol = getattr(transport, "set_protocol", None)
+    if set_protocol is None:
+        raise TypeError(f"start_tls() cannot upgrade {transport!r}: it has no set_protocol()")
+    set_protocol(layer)
+    layer.connection_made(transport)
+    if buffered:
+        layer.data_received(bytes(buffered))
+    return layer

@@ -13,6 +13,8 @@ import pytest
 from reactor import Reactor
 from reactor.testing import FakeClock
 
+from .tlscerts import Certs, make_certs, needs_openssl
+
 
 def _open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
@@ -78,6 +80,14 @@ def run_until(reactor: Reactor, predicate: Callable[[], Any],
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not reached within {timeout}s")
         reactor.run_once(step)
+
+
+@pytest.fixture(scope="session")
+def tls_certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    """Test certificates (``tests/tlscerts.py``); skips without openssl."""
+    if needs_openssl.args[0]:
+        pytest.skip(needs_openssl.kwargs["reason"])
+    return make_certs(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture

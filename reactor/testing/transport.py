@@ -408,6 +408,12 @@ class MemoryTransport(Transport):
     def get_protocol(self) -> Optional[Protocol]:
         return self.protocol
 
+    def set_protocol(self, protocol: Protocol) -> None:
+        """As the stream transport's: later callbacks go to ``protocol``."""
+        if self.lost is not None:
+            raise RuntimeError("set_protocol(): the connection is already lost")
+        self.protocol = protocol
+
     def set_idle_timeout(self, seconds: Optional[float]) -> None:
         self.idle_timeout = seconds or None
         self._arm("idle")

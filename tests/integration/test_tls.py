@@ -5,13 +5,12 @@ the openssl command."""
 
 from __future__ import annotations
 
-import shutil
 import socket
 import ssl
 import subprocess
 import threading
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional
 
 import pytest
 
@@ -19,34 +18,22 @@ from reactor import Protocol, Reactor
 from reactor.tls import tls_factory
 
 from ..conftest import run_until
+from ..tlscerts import Certs, needs_openssl
 
-pytestmark = [pytest.mark.timeout(30),
-              pytest.mark.skipif(shutil.which("openssl") is None,
-                                 reason="the openssl command makes the test certificates "
-                                        "(.ci/run has it; apt-get install openssl)")]
+pytestmark = [pytest.mark.timeout(30), needs_openssl]
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Tuple[Path, Path]:
-    where = tmp_path_factory.mktemp("certs")
-    cert, key = where / "cert.pem", where / "key.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=30)
-    return cert, key
+@pytest.fixture
+def certs(tls_certs: Certs) -> Certs:
+    return tls_certs
 
 
-def server_context(certs: Tuple[Path, Path]) -> ssl.SSLContext:
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(*certs)
-    return context
+def server_context(certs: Certs) -> ssl.SSLContext:
+    return certs.server()
 
 
-def client_context(certs: Tuple[Path, Path]) -> ssl.SSLContext:
-    context = ssl.create_default_context(cafile=str(certs[0]))
-    return context
+def client_context(certs: Certs) -> ssl.SSLContext:
+    return certs.client()
 
 
 class Echo(Protocol):
@@ -130,19 +117,26 @@ def test_our_client_against_our_server(reactor: Reactor, certs: Any) -> None:
     listener.close()
 
 
-def test_a_wrong_host_name_fails_the_client(reactor: Reactor, certs: Any,
-                                            errors: List[Any]) -> None:
+def test_a_wrong_host_name_fails_the_connect(reactor: Reactor, certs: Any,
+                                             caplog: pytest.LogCaptureFixture) -> None:
     listener = reactor.listen_tcp(tls_factory(Echo, server_context(certs), server_side=True),
                                   "127.0.0.1", 0)
     client = Client(b"never sent")
-    connector = reactor.connect_tcp(tls_factory(lambda: client, client_context(certs),
-                                                server_side=False,
-                                                server_hostname="not-this-host"),
-                                    "127.0.0.1", listener.port)
-    run_until(reactor, lambda: connector.done() and not listener.connections and
-              connector.transport is not None and connector.transport.is_closing())
-    run_until(reactor, lambda: connector.transport.get_protocol() is None)
+    connector = reactor.connect_tcp(lambda: client, "127.0.0.1", listener.port,
+                                    ssl=client_context(certs), server_hostname="not-this-host")
+    failed: List[Any] = []
+    connector.add_done_callback(lambda c: failed.append(c.error))
+    run_until(reactor, lambda: failed and not listener.connections)
+    error, = failed
+    assert isinstance(error.reason, ssl.SSLCertVerificationError)
+    assert "not-this-host" in str(error.reason)
     assert client.transport is None  # the application never saw a connection
+    assert connector.protocol is None and connector.stream is not None
+    run_until(reactor, lambda: connector.stream.get_protocol() is None)
+    # The server heard the client's alert: one line, no traceback.
+    lines = [r for r in caplog.records if r.name == "reactor.tls"]
+    assert len(lines) == 1 and lines[0].exc_info is None
+    assert "unknown ca" in lines[0].getMessage() or "bad certificate" in lines[0].getMessage()
     listener.close()
 
 
@@ -239,8 +233,11 @@ def test_ssl_true_checks_against_the_system_roots(reactor: Reactor, certs: Any) 
     listener = reactor.listen_tcp(Echo, "127.0.0.1", 0, ssl=server_context(certs))
     client = Client(b"x")
     connector = reactor.connect_tcp(lambda: client, "localhost", listener.port, ssl=True)
-    run_until(reactor, lambda: connector.done() and connector.transport is not None
-              and connector.transport.get_protocol() is None)
+    failed: List[Any] = []
+    connector.add_done_callback(lambda c: failed.append(c.error))
+    run_until(reactor, lambda: failed)
+    assert isinstance(failed[0].reason, ssl.SSLCertVerificationError)
+    assert "self-signed" in failed[0].reason.verify_message
     assert client.transport is None  # a self-signed certificate: never connected
     run_until(reactor, lambda: not listener.connections)
     listener.close()

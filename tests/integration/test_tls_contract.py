@@ -1,0 +1,346 @@
+"""The Transport contract over TLS: STARTTLS (bytes already buffered on
+either side), flow control that counts plaintext waiting for the
+handshake, errors in the user's protocol, deadlines, graceful shutdown,
+the shutdown timeout, and pausing reads."""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import threading
+from typing import Any, List, Optional
+
+import pytest
+
+from reactor import DeadlineExceeded, Protocol, Reactor, start_tls
+from reactor.tls import TLSLayer
+
+from ..conftest import run_until
+from ..tlscerts import Certs, needs_openssl
+
+pytestmark = [pytest.mark.timeout(30), needs_openssl]
+
+
+class Echo(Protocol):
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.transport.write(data)
+
+
+class Recorder(Protocol):
+    """Keeps every callback, in order, with what it was given."""
+
+    def __init__(self, send: bytes = b"", close_after: Optional[int] = None) -> None:
+        self.send = send
+        self.close_after = close_after
+        self.events: List[Any] = []
+        self.received = bytearray()
+        self.transport: Any = None
+
+    def connection_made(self, transport: Any) -> None:
+        self.events.append(("made", type(transport).__name__))
+        self.transport = transport
+        if self.send:
+            transport.write(self.send)
+
+    def data_received(self, data: bytes) -> None:
+        self.received += data
+        if self.close_after is not None and len(self.received) >= self.close_after:
+            self.transport.close()
+
+    def pause_writing(self) -> None:
+        self.events.append("pause")
+
+    def resume_writing(self) -> None:
+        self.events.append("resume")
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.events.append(("lost", exc))
+
+    @property
+    def lost(self) -> bool:
+        return any(isinstance(e, tuple) and e[0] == "lost" for e in self.events)
+
+
+# -- STARTTLS ---------------------------------------------------------------------------
+
+
+class StartTLSServer(Protocol):
+    """Plain lines until ``STARTTLS``; then TLS, echoing."""
+
+    def __init__(self, certs: Certs, reply: bool) -> None:
+        self.certs = certs
+        self.reply = reply
+        self.buffered_at_upgrade = b""
+        self.tls_transport: Any = None
+        self.lost: List[Optional[BaseException]] = []
+
+    def connection_made(self, transport: Any) -> None:
+        if self.tls_transport is None and not hasattr(self, "plain"):
+            self.plain = transport
+            self.inbox = b""
+        else:
+            self.tls_transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self.tls_transport is not None:
+            self.tls_transport.write(data)
+            return
+        self.inbox += data
+        if b"\n" in self.inbox:
+            line, rest = self.inbox.split(b"\n", 1)
+            assert line == b"STARTTLS"
+            if self.reply:
+                self.plain.write(b"OK go ahead\n")  # plaintext, before the handshake
+            self.buffered_at_upgrade = rest
+            start_tls(self.plain, self.certs.server(), server_side=True, buffered=rest)
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.lost.append(exc)
+
+
+class StartTLSClient(Recorder):
+    def __init__(self, certs: Certs, pipelined: bool) -> None:
+        super().__init__()
+        self.certs = certs
+        self.pipelined = pipelined
+        self.plain_reply = b""
+        self.upgraded = False
+
+    def connection_made(self, transport: Any) -> None:
+        super().connection_made(transport)
+        if self.upgraded:  # the TLS one
+            transport.write(b"secret " * 1000)
+            return
+        transport.write(b"STARTTLS\n")
+        if self.pipelined:  # the ClientHello follows at once, in the same segment
+            self.upgrade(transport)
+
+    def upgrade(self, transport: Any) -> None:
+        self.upgraded = True
+        start_tls(transport, self.certs.client(), server_hostname="localhost")
+
+    def data_received(self, data: bytes) -> None:
+        if not self.upgraded:
+            self.plain_reply += data
+            if self.plain_reply.endswith(b"\n"):
+                self.upgrade(self.transport)
+            return
+        super().data_received(data)
+        if len(self.received) == len(b"secret " * 1000):
+            self.transport.close()
+
+
+@pytest.mark.parametrize("pipelined", [False, True], ids=["reply-first", "pipelined"])
+def test_start_tls_upgrades_a_live_connection(reactor: Reactor, tls_certs: Certs,
+                                              pipelined: bool) -> None:
+    servers: List[StartTLSServer] = []
+
+    def make() -> StartTLSServer:
+        servers.append(StartTLSServer(tls_certs, reply=not pipelined))
+        return servers[-1]
+
+    listener = reactor.listen_tcp(make, "127.0.0.1", 0)
+    client = StartTLSClient(tls_certs, pipelined)
+    reactor.connect_tcp(lambda: client, "127.0.0.1", listener.port)
+    run_until(reactor, lambda: client.lost)
+    server, = servers
+    assert client.received == b"secret " * 1000
+    assert client.events[0] == ("made", "StreamTransport")
+    assert client.events[1] == ("made", "TLSTransport")
+    assert client.events[-1] == ("lost", None)
+    if pipelined:
+        # The start of the ClientHello came with the command and was handed over.
+        assert server.buffered_at_upgrade[:1] == b"\x16"  # a TLS handshake record
+    else:
+        assert client.plain_reply == b"OK go ahead\n"
+    assert server.tls_transport.get_extra_info("cipher") is not None
+    run_until(reactor, lambda: server.lost)
+    assert server.lost == [None]
+    listener.close()
+
+
+def test_start_tls_failure_reaches_connection_lost(reactor: Reactor, tls_certs: Certs) -> None:
+    """The protocol had a connection before the upgrade, so a failed
+    handshake is its connection_lost."""
+    listener = reactor.listen_tcp(Echo, "127.0.0.1", 0)  # echoes the ClientHello back
+    client = Recorder()
+    reactor.connect_tcp(lambda: client, "127.0.0.1", listener.port)
+    run_until(reactor, lambda: client.transport is not None)
+    start_tls(client.transport, tls_certs.client(), server_hostname="localhost")
+    run_until(reactor, lambda: client.lost)
+    kind, exc = client.events[-1]
+    assert isinstance(exc, ssl.SSLError)
+    run_until(reactor, lambda: not listener.connections)
+    listener.close()
+
+
+def test_start_tls_needs_a_live_stream(reactor: Reactor, tls_certs: Certs) -> None:
+    listener = reactor.listen_tcp(Echo, "127.0.0.1", 0)
+    client = Recorder()
+    reactor.connect_tcp(lambda: client, "127.0.0.1", listener.port)
+    run_until(reactor, lambda: client.transport is not None)
+    with pytest.raises(ValueError, match="server_hostname"):
+        start_tls(client.transport, tls_certs.client())
+    client.transport.close()
+    with pytest.raises(RuntimeError, match="open connection"):
+        start_tls(client.transport, tls_certs.client(), server_hostname="localhost")
+    run_until(reactor, lambda: client.lost and not listener.connections)
+    listener.close()
+
+
+def test_writes_before_the_handshake_count_for_flow_control(reactor: Reactor,
+                                                            tls_certs: Certs) -> None:
+    """What the protocol writes while STARTTLS is under way waits as
+    plaintext; it counts against the high-water mark, then goes out
+    encrypted, in order."""
+    got = bytearray()
+
+    class Sink(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            if not isinstance(transport.get_extra_info("ssl_object"), ssl.SSLObject):
+                start_tls(transport, tls_certs.server(), server_side=True)
+
+        def data_received(self, data: bytes) -> None:
+            got.extend(data)
+
+    listener = reactor.listen_tcp(Sink, "127.0.0.1", 0)
+    client = Recorder()
+    reactor.connect_tcp(lambda: client, "127.0.0.1", listener.port)
+    run_until(reactor, lambda: client.transport is not None)
+    layer = start_tls(client.transport, tls_certs.client(), server_hostname="localhost")
+    tls = layer.transport
+    high, _low = tls.get_write_buffer_limits()
+    payload = bytes(range(256)) * (2 * high // 256 + 1)
+    tls.write(payload)
+    assert tls.get_write_buffer_size() >= len(payload)
+    assert client.events[-1] == "pause"
+    run_until(reactor, lambda: len(got) == len(payload))
+    assert bytes(got) == payload
+    assert "resume" in client.events
+    assert client.events.index("resume") < client.events.index(("made", "TLSTransport")) \
+        or client.events.count("pause") == client.events.count("resume")
+    tls.close()
+    run_until(reactor, lambda: client.lost and not listener.connections)
+    listener.close()
+
+
+# -- the user's protocol ----------------------------------------------------------------
+
+
+def test_an_error_in_the_protocol_is_reported_with_its_own_context(
+        reactor: Reactor, tls_certs: Certs, errors: List[Any]) -> None:
+    class Broken(Protocol):
+        def data_received(self, data: bytes) -> None:
+            raise ValueError("bad request")
+
+    lost: List[Optional[BaseException]] = []
+
+    class Watched(Broken):
+        def connection_lost(self, exc: Optional[BaseException]) -> None:
+            lost.append(exc)
+
+    listener = reactor.listen_tcp(Watched, "127.0.0.1", 0, ssl=tls_certs.server())
+    victim = Recorder(b"boom")
+    reactor.connect_tcp(lambda: victim, "localhost", listener.port, ssl=tls_certs.client())
+    run_until(reactor, lambda: victim.lost and lost)
+    context, = errors
+    assert isinstance(context["exception"], ValueError)
+    assert context["message"] == "exception in Watched.data_received()"
+    assert isinstance(context["protocol"], Watched)
+    assert type(context["transport"]).__name__ == "TLSTransport"
+    assert isinstance(lost[0], ValueError)
+    run_until(reactor, lambda: not listener.connections)
+    listener.close()
+
+
+def test_idle_deadline_goes_to_the_protocol_and_closes_with_close_notify(
+        reactor: Reactor, tls_certs: Certs) -> None:
+    seen: List[DeadlineExceeded] = []
+
+    class Idle(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            self.transport = transport
+
+        def deadline_exceeded(self, exc: DeadlineExceeded) -> Optional[bool]:
+            seen.append(exc)
+            self.transport.write(b"bye\n")  # a goodbye still goes out, encrypted
+            return None
+
+    listener = reactor.listen_tcp(Idle, "127.0.0.1", 0, ssl=tls_certs.server(),
+                                  idle_timeout=0.2)
+    client = Recorder()
+    reactor.connect_tcp(lambda: client, "localhost", listener.port, ssl=tls_certs.client())
+    run_until(reactor, lambda: client.lost)
+    assert [e.kind for e in seen] == ["idle"]
+    assert client.received == b"bye\n"
+    assert client.events[-1] == ("lost", None)  # the server's close_notify came first
+    run_until(reactor, lambda: not listener.connections)
+    listener.close()
+
+
+def test_graceful_shutdown_sends_close_notify(reactor: Reactor, tls_certs: Certs) -> None:
+    listener = reactor.listen_tcp(Echo, "127.0.0.1", 0, ssl=tls_certs.server())
+    client = Recorder(b"hello")
+    reactor.connect_tcp(lambda: client, "localhost", listener.port, ssl=tls_certs.client())
+    run_until(reactor, lambda: client.received == b"hello")
+    done: List[bool] = []
+    listener.shutdown(grace=5, on_done=lambda: done.append(True))
+    run_until(reactor, lambda: client.lost and done)
+    assert client.events[-1] == ("lost", None)
+
+
+def test_a_peer_that_never_answers_close_notify_meets_the_shutdown_timeout(
+        reactor: Reactor, tls_certs: Certs) -> None:
+    server = Recorder()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0, ssl=tls_certs.server(),
+                                  ssl_shutdown_timeout=0.3)
+    ready = threading.Event()
+    finished = threading.Event()
+
+    def mute_peer() -> None:
+        with socket.create_connection(("127.0.0.1", listener.port), timeout=10) as raw:
+            tls = tls_certs.client().wrap_socket(raw, server_hostname="localhost")
+            tls.sendall(b"hi")
+            ready.set()
+            # Never read again, so never answer the close_notify; wait for
+            # the server to give up and close the TCP connection.
+            finished.wait(10)
+            tls.close()
+
+    thread = threading.Thread(target=mute_peer)
+    thread.start()
+    run_until(reactor, lambda: server.received == b"hi")
+    server.transport.close()
+    assert server.transport.is_closing() and not server.lost
+    run_until(reactor, lambda: server.lost, timeout=5)
+    finished.set()
+    thread.join()
+    assert server.events[-1] == ("lost", None)
+    listener.close()
+
+
+def test_pause_reading_holds_decrypted_data(reactor: Reactor, tls_certs: Certs) -> None:
+    server = Recorder()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0, ssl=tls_certs.server())
+    client = Recorder()
+    reactor.connect_tcp(lambda: client, "localhost", listener.port, ssl=tls_certs.client())
+    run_until(reactor, lambda: server.transport is not None and client.transport is not None)
+    server.transport.pause_reading()
+    assert not server.transport.is_reading()
+    client.transport.write(b"x" * 50_000)
+    for _ in range(20):
+        reactor.run_once(0.01)
+    assert len(server.received) < 50_000
+    server.transport.resume_reading()
+    run_until(reactor, lambda: len(server.received) == 50_000)
+    client.transport.close()
+    run_until(reactor, lambda: client.lost and server.lost)
+    listener.close()
+
+
+def test_a_tls_layer_shows_its_state(reactor: Reactor, tls_certs: Certs) -> None:
+    layer = TLSLayer(Echo(), tls_certs.server(), server_side=True)
+    assert "handshaking" in repr(layer) and "Echo" in repr(layer)

@@ -1,0 +1,46 @@
+"""Certificates for the TLS tests, made at run time with the openssl
+command: a self-signed one for ``localhost`` (and 127.0.0.1, ::1), and an
+expired copy of it."""
+
+from __future__ import annotations
+
+import shutil
+import ssl
+import subprocess
+from pathlib import Path
+from typing import NamedTuple
+
+import pytest
+
+NO_OPENSSL = ("the openssl command makes the test certificates "
+              "(.ci/run installs it; apt-get install openssl)")
+
+needs_openssl = pytest.mark.skipif(shutil.which("openssl") is None, reason=NO_OPENSSL)
+
+
+class Certs(NamedTuple):
+    cert: Path
+    key: Path
+    expired: Path  # the same key and names, valid until yesterday
+
+    def server(self, expired: bool = False) -> ssl.SSLContext:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(self.expired if expired else self.cert, self.key)
+        return context
+
+    def client(self) -> ssl.SSLContext:
+        return ssl.create_default_context(cafile=str(self.cert))
+
+
+def make_certs(where: Path) -> Certs:
+    cert, key, expired = where / "cert.pem", where / "key.pem", where / "expired.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                    "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=30)
+    subprocess.run(["openssl", "x509", "-in", str(cert), "-signkey", str(key),
+                    "-days", "-1", "-out", str(expired)],
+                   check=True, capture_output=True, timeout=30)
+    return Certs(cert, key, expired)

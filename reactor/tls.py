@@ -63,6 +63,8 @@ HANDSHAKE_TIMEOUT = 60.0
 SHUTDOWN_TIMEOUT = 30.0
 
 _READ_SIZE = 65536
+#: The longest TLS record's payload (2**14 bytes and what encryption adds).
+_MAX_RECORD = 16384 + 2048
 
 #: OpenSSL's reasons when what came was not TLS at all.
 _NOT_TLS = {"HTTP_REQUEST", "HTTPS_PROXY_REQUEST", "WRONG_VERSION_NUMBER",
@@ -83,7 +85,7 @@ def describe_tls_error(exc: BaseException) -> str:
         if exc.reason in _NOT_TLS:
             text += " (the peer does not speak TLS: plain text at a TLS port?)"
         return text
-    if isinstance(exc, ConnectionResetError):
+    if isinstance(exc, ConnectionResetError) and exc.errno is not None:
         return "connection reset by the peer"
     return str(exc) or type(exc).__name__
 
@@ -223,6 +225,9 @@ class TLSLayer(Protocol):
         self._pending_size = 0
         self._app_paused = False
         self._held: Deque[bytes] = collections.deque()  # decrypted while reading paused
+        # The record framing, followed so as to decrypt only whole records:
+        self._record_left = 0  # bytes still to come of the current record (-1: not TLS)
+        self._record_head = bytearray()  # a header received in part
         self._peer_closed = False  # their close_notify came
         self._reason: Optional[BaseException] = None
         self._timer: Optional[TimerHandle] = None
@@ -246,11 +251,49 @@ class TLSLayer(Protocol):
         self._handshake()
 
     def data_received(self, data: bytes) -> None:
+        # Once per chunk received: the SSLObject is asked to decrypt only
+        # when a whole record is in, so a peer that trickles its bytes
+        # costs a few operations per byte here, not a failed read() each
+        # (tests/reliability/test_tls_bad_input.py, 1-byte segments; the
+        # TLS echo rows of benchmarks/run.py).
         self._incoming.write(data)
+        left = self._record_left
+        if left > len(data):
+            self._record_left = left - len(data)
+            whole = False
+        else:
+            whole = left < 0 or self._records_complete(data, left)
         if self._handshaken:
-            self._decrypt()
+            if whole:
+                self._decrypt()
         else:
             self._handshake()
+
+    def _records_complete(self, data: bytes, pos: int) -> bool:
+        """Follow the record framing (a 5-byte header: type, version,
+        length) through ``data``, whose first ``pos`` bytes end the record
+        in progress.  True if a record was completed, or if what came is
+        not TLS framing at all (OpenSSL is then left to say so)."""
+        complete = pos > 0
+        head = self._record_head
+        size = len(data)
+        while True:
+            chunk = data[pos:pos + 5 - len(head)]
+            head += chunk
+            pos += len(chunk)
+            if len(head) < 5:
+                self._record_left = 0
+                return complete
+            length = (head[3] << 8) | head[4]
+            if not 20 <= head[0] <= 24 or length > _MAX_RECORD:
+                self._record_left = -1  # not TLS: decrypt every time from now on
+                return True
+            head.clear()
+            pos += length
+            if pos > size:
+                self._record_left = pos - size
+                return complete
+            complete = True
 
     def eof_received(self) -> Optional[bool]:
         if not self._handshaken:

@@ -2,11 +2,12 @@
 conversations' servers and clients, or the demo that runs them all at once.
 
     reactor serve {ack,read,echo} [--host H] [--port P] [--timeout S]
-                  [--max-connections N] [--max-connections-per-host M] ...
-    reactor send HOST PORT [MESSAGE ...] [--nul]
-    reactor ack-client HOST [PORT]
-    reactor echo-client HOST [PORT] [--size N] [--count N]
-    reactor demo
+                  [--max-connections N] [--max-connections-per-host M]
+                  [--tls-cert FILE --tls-key FILE] ...
+    reactor send HOST PORT [MESSAGE ...] [--nul] [--tls [--cafile F] [--insecure]]
+    reactor ack-client HOST [PORT] [--tls ...]
+    reactor echo-client HOST [PORT] [--size N] [--count N] [--tls ...]
+    reactor demo [--tls]
 
 Servers print ``Socket port <n>`` first, then one line per listening
 address, then one line per connection event, flushed as they happen.
@@ -22,6 +23,7 @@ import logging
 import os
 import signal
 import socket
+import ssl
 import sys
 import threading
 import traceback
@@ -181,6 +183,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "state changes")
     p.add_argument("--stats", type=_seconds, default=0, metavar="N",
                    help="print the loop's statistics every N seconds")
+    p.add_argument("--tls-cert", metavar="FILE", default=None,
+                   help="serve over TLS with this certificate (PEM; the chain may follow)")
+    p.add_argument("--tls-key", metavar="FILE", default=None,
+                   help="the certificate's private key (PEM; default: in --tls-cert)")
     p.set_defaults(func=cmd_serve)
 
     p = commands.add_parser("send", help="connect, write each MESSAGE, close",
@@ -194,12 +200,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nul", action="store_true",
                    help="end each message with a NUL byte, as the C client does")
     p.add_argument("--timeout", type=_seconds, default=10.0)
+    _tls_client_options(p)
     p.set_defaults(func=cmd_send)
 
     p = commands.add_parser("ack-client", help="read the acknowledgement, send one line")
     p.add_argument("host")
     p.add_argument("port", type=_port, nargs="?", default=DEFAULT_PORTS["ack"])
     p.add_argument("--timeout", type=_seconds, default=60.0)
+    _tls_client_options(p)
     p.set_defaults(func=cmd_ack_client)
 
     p = commands.add_parser("echo-client", help="send records, check every byte comes back")
@@ -212,12 +220,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_positive_int, default=250)
     p.add_argument("--count", type=_positive_int, default=1)
     p.add_argument("--timeout", type=_seconds, default=30.0)
+    _tls_client_options(p)
     p.set_defaults(func=cmd_echo_client)
 
     p = commands.add_parser("demo", help="run every conversation at once, many clients each")
     p.add_argument("--clients", type=_positive_int, default=3,
                    help="clients per conversation (default 3)")
     p.add_argument("--timeout", type=_seconds, default=20.0)
+    p.add_argument("--tls", action="store_true",
+                   help="run every conversation over TLS, with a throwaway self-signed "
+                        "certificate (made with the openssl command)")
     p.set_defaults(func=cmd_demo)
 
     p = commands.add_parser("trace-demo",
@@ -226,6 +238,48 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=_seconds, default=20.0)
     p.set_defaults(func=cmd_trace_demo)
     return parser
+
+
+def _tls_client_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--tls", action="store_true", help="connect over TLS")
+    p.add_argument("--cafile", metavar="FILE", default=None,
+                   help="--tls: trust the certificates in FILE (PEM) instead of the "
+                        "system's")
+    p.add_argument("--insecure", action="store_true",
+                   help="--tls: check neither the certificate nor the host name "
+                        "(encrypted, but anyone could be at the other end)")
+    p.add_argument("--server-name", metavar="NAME", default=None,
+                   help="--tls: the name the certificate must have (default: HOST; "
+                        "localhost with --unix)")
+
+
+def _client_tls(args: argparse.Namespace) -> Dict[str, Any]:
+    """The ``connect_tcp`` / ``connect_unix`` keywords for a client's
+    ``--tls`` options."""
+    if not args.tls:
+        return {}
+    try:
+        context = ssl.create_default_context(cafile=args.cafile)
+    except (OSError, ssl.SSLError) as exc:
+        raise UserError(f"cannot load --cafile {args.cafile}: {exc}")
+    if args.insecure:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    name = args.server_name or (args.host if args.unix is None else "localhost")
+    return {"ssl": context, "server_hostname": name}
+
+
+def _server_tls(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
+    if args.tls_cert is None:
+        return None
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(args.tls_cert, args.tls_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise UserError(f"cannot load the TLS certificate {args.tls_cert}"
+                        + (f" and key {args.tls_key}" if args.tls_key else "")
+                        + f": {exc.strerror or exc}")
+    return context
 
 
 def _split_send_target(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
@@ -268,6 +322,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error("--udp serves the echo conversation over UDP (not with --unix)")
     if args.command == "echo-client" and args.udp and args.unix:
         parser.error("echo-client takes --udp or --unix, not both")
+    if args.command == "serve" and (args.tls_key and not args.tls_cert):
+        parser.error("--tls-key goes with --tls-cert")
+    if args.command == "serve" and args.udp and args.tls_cert:
+        parser.error("--tls-cert serves TLS over a stream (not with --udp)")
+    if getattr(args, "tls", False) and getattr(args, "udp", False):
+        parser.error("--tls runs over a stream (not with --udp)")
+    if hasattr(args, "cafile") and not args.tls and (args.cafile or args.insecure
+                                                     or args.server_name):
+        parser.error("--cafile, --insecure and --server-name go with --tls")
     try:
         return int(args.func(args))
     except UserError as exc:
@@ -309,10 +372,10 @@ class GracefulStop:
 
 def _listen(reactor: Reactor, kind: str, host: str, port: Optional[int],
             settings: Settings, log: Callable[[str], None],
-            unix: Optional[str] = None) -> Listener:
+            unix: Optional[str] = None, tls: Optional[ssl.SSLContext] = None) -> Listener:
     try:
         return serve(reactor, kind, host, port, settings=settings, log=log,
-                     unix=None if unix is None else _unix_path(unix))
+                     unix=None if unix is None else _unix_path(unix), ssl=tls)
     except socket.gaierror as exc:
         raise UserError(f"unknown host {host!r}: {exc.strerror}")
     except OSError as exc:
@@ -352,15 +415,16 @@ def cmd_serve(args: argparse.Namespace) -> int:
             if args.udp:
                 return _serve_udp(reactor, args, log)
             listener = _listen(reactor, args.kind, args.host, args.port, settings, log,
-                               args.unix)
+                               args.unix, _server_tls(args))
             # Handlers first: whoever reads the port line may signal at once.
             GracefulStop(reactor, args.grace, log).install()
             if args.unix is None:
                 out(f"Socket port {listener.port}")
             else:
                 out(f"Socket path {args.unix}")
+            over = " over TLS" if args.tls_cert else ""
             for address in listener.addresses:
-                out(f"{args.kind} server listening on {format_address(address)}")
+                out(f"{args.kind} server listening on {format_address(address)}{over}")
             reactor.run()
             log.flush()
             listener.close()
@@ -393,9 +457,9 @@ def _serve_udp(reactor: Reactor, args: argparse.Namespace, log: "StepOutput") ->
 
 def _run_client(host: Optional[str], port: Optional[int], client: Client, timeout: float,
                 setup: Optional[Callable[[Reactor], None]] = None,
-                unix: Optional[str] = None) -> Client:
+                unix: Optional[str] = None, tls: Optional[Dict[str, Any]] = None) -> Client:
     """Connect ``client`` to ``host:port``, or to the Unix socket ``unix``,
-    and run until it is done."""
+    and run until it is done; ``tls`` are ``_client_tls``'s keywords."""
     with Reactor() as reactor:
         if setup is not None:
             setup(reactor)
@@ -409,10 +473,11 @@ def _run_client(host: Optional[str], port: Optional[int], client: Client, timeou
         client.on_done = lambda _client: reactor.stop()
         if unix is not None:
             connector = reactor.connect_unix(lambda: client, _unix_path(unix),
-                                             timeout=timeout or None)
+                                             timeout=timeout or None, **(tls or {}))
         else:
             assert host is not None and port is not None
-            connector = reactor.connect_tcp(lambda: client, host, port, timeout=timeout or None)
+            connector = reactor.connect_tcp(lambda: client, host, port, timeout=timeout or None,
+                                            **(tls or {}))
         connector.add_done_callback(connected)
         if timeout:
             reactor.call_later(timeout, client.fail, f"no answer within {timeout:g}s")
@@ -429,7 +494,7 @@ def _run_client(host: Optional[str], port: Optional[int], client: Client, timeou
 def cmd_send(args: argparse.Namespace) -> int:
     messages = [m.encode() for m in args.messages or ["hello there"]]
     client = _run_client(args.host, args.port, SendClient(messages, nul=args.nul, log=out),
-                         args.timeout, unix=args.unix)
+                         args.timeout, unix=args.unix, tls=_client_tls(args))
     if not client.ok:
         raise UserError(client.problem or "failed")
     return 0
@@ -442,8 +507,9 @@ def cmd_ack_client(args: argparse.Namespace) -> int:
         print("What message for the server? : ", end="", flush=True)
         read_line(holder[0], answer)
 
+    args.unix = None
     client = _run_client(args.host, args.port, AckClient(ask, log=out), args.timeout,
-                         setup=holder.append)
+                         setup=holder.append, tls=_client_tls(args))
     if not client.ok:
         raise UserError(client.problem or "failed")
     return 0
@@ -528,7 +594,7 @@ def cmd_echo_client(args: argparse.Namespace) -> int:
         return _udp_echo_client(args)
     client = _run_client(args.host, args.port,
                          EchoClient(args.size, args.count, log=out), args.timeout,
-                         unix=args.unix)
+                         unix=args.unix, tls=_client_tls(args))
     if not client.ok:
         raise UserError(client.problem or "failed")
     out(f"echo-client: {args.count} record(s) of {args.size} bytes came back intact")
@@ -540,7 +606,7 @@ def cmd_echo_client(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
-    return run_demo(args.clients, args.timeout, out)
+    return run_demo(args.clients, args.timeout, out, tls=args.tls)
 
 
 def cmd_trace_demo(args: argparse.Namespace) -> int:

@@ -51,6 +51,8 @@ from .udp import UDPTransport, listen_udp
 from .unix import listen_unix
 
 if TYPE_CHECKING:  # pragma: no cover
+    import ssl as ssl_module
+
     from .listeners import Listener
     from .loop import Reactor
     from .tcp import Hosts
@@ -362,11 +364,12 @@ def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
           port: Optional[int] = None, *, settings: Optional[Settings] = None,
           log: Optional[Log] = None, backlog: int = DEFAULT_BACKLOG,
           protocol_class: Optional[Type[ConversationProtocol]] = None,
-          unix: Optional[str] = None) -> "Listener":
+          unix: Optional[str] = None,
+          ssl: Optional["ssl_module.SSLContext"] = None) -> "Listener":
     """Start a server for conversation ``kind`` (``ack``, ``read`` or
     ``echo``) and return its listener: on ``host`` and ``port``, or on the
-    Unix socket ``unix`` if given.  All its connections share one deadline
-    timer."""
+    Unix socket ``unix`` if given; over TLS with the server context
+    ``ssl``.  All its connections share one deadline timer."""
     cls = protocol_class or PROTOCOLS[kind]
     settings = settings or Settings()
     context = ServerContext(reactor, settings, log or logger.info)
@@ -378,12 +381,12 @@ def serve(reactor: "Reactor", kind: str, host: "Hosts" = "localhost",
         return listen_unix(reactor, factory, unix, backlog=backlog,
                            write_timeout=settings.write_timeout,
                            idle_timeout=settings.idle_timeout,
-                           max_connections=settings.max_connections)
+                           max_connections=settings.max_connections, ssl=ssl)
     return listen_tcp(reactor, factory, host, DEFAULT_PORTS[kind] if port is None else port,
                       backlog=backlog, write_timeout=settings.write_timeout,
                       idle_timeout=settings.idle_timeout,
                       max_connections=settings.max_connections,
-                      max_connections_per_host=settings.max_connections_per_host)
+                      max_connections_per_host=settings.max_connections_per_host, ssl=ssl)
 
 
 class DatagramEcho(DatagramProtocol):

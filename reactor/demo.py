@@ -10,12 +10,22 @@ have logged exactly what its clients sent.  Exit status 0 means all did.
 the loop's timeline: every select() call and what it returned, each accept,
 read and write, and each connection's and machine's state changes, so you
 can watch one thread serve three conversations at once.
+
+``reactor demo --tls`` runs every conversation over TLS, with a throwaway
+self-signed certificate that the ``openssl`` command makes in a temporary
+directory; without that command it says TLS is skipped and runs them in
+the clear.
 """
 
 from __future__ import annotations
 
+import shutil
+import ssl
+import subprocess
+import tempfile
 from collections import Counter
-from typing import Callable, List, Optional
+from pathlib import Path
+from typing import Callable, List, Optional, Tuple
 
 from .addresses import format_address
 from .clients import AckClient, Client, EchoClient, SendClient
@@ -24,7 +34,7 @@ from .loop import Reactor
 from .tcp import has_ipv6_loopback
 from .trace import Tracer
 
-__all__ = ["run_demo"]
+__all__ = ["run_demo", "self_signed_certificate"]
 
 READ_TEXT = "Half a league, half a league ..."
 
@@ -36,10 +46,50 @@ def _answer_with(message: str) -> Callable[[Callable[[Optional[str]], None]], No
     return ask
 
 
+def self_signed_certificate(directory: Path, days: int = 2) -> Tuple[Path, Path]:
+    """Make a self-signed certificate for ``localhost``, 127.0.0.1 and ::1
+    with the ``openssl`` command, in ``directory``; return the paths of
+    the certificate and its key.  ``FileNotFoundError`` without openssl;
+    ``subprocess.CalledProcessError`` if it fails."""
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", str(days),
+                    "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
+                    "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True, timeout=60)
+    return cert, key
+
+
 def run_demo(clients_per_kind: int, timeout: float, out: Callable[[str], None],
-             trace: bool = False) -> int:
+             trace: bool = False, tls: bool = False) -> int:
     """Run the demo; with ``trace``, one client per conversation on IPv4 and
-    the loop's timeline printed as it happens (``reactor trace-demo``)."""
+    the loop's timeline printed as it happens (``reactor trace-demo``);
+    with ``tls``, over TLS (see the module docstring)."""
+    if not tls:
+        return _run_demo(clients_per_kind, timeout, out, trace)
+    if shutil.which("openssl") is None:
+        out("demo: TLS skipped: the openssl command is not installed (it makes the "
+            "throwaway certificate); running in the clear")
+        return _run_demo(clients_per_kind, timeout, out, trace)
+    with tempfile.TemporaryDirectory(prefix="reactor-demo-") as where:
+        try:
+            cert, key = self_signed_certificate(Path(where))
+        except (OSError, subprocess.SubprocessError) as exc:
+            out(f"demo: TLS skipped: openssl could not make a certificate ({exc}); "
+                "running in the clear")
+            return _run_demo(clients_per_kind, timeout, out, trace)
+        server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        server.load_cert_chain(cert, key)
+        client = ssl.create_default_context(cafile=str(cert))
+        out("demo: every conversation runs over TLS (a throwaway self-signed certificate "
+            "for localhost)")
+        return _run_demo(clients_per_kind, timeout, out, trace, (server, client))
+
+
+def _run_demo(clients_per_kind: int, timeout: float, out: Callable[[str], None],
+              trace: bool,
+              tls: Optional[Tuple[ssl.SSLContext, ssl.SSLContext]] = None) -> int:
     hosts = ["127.0.0.1", "::1"] if has_ipv6_loopback() and not trace else ["127.0.0.1"]
     server_lines: List[str] = []
     clients: List[Client] = []
@@ -57,7 +107,8 @@ def run_demo(clients_per_kind: int, timeout: float, out: Callable[[str], None],
                 server_lines.append(f"{kind}: {line}")
                 out(f"{kind} server | {line}")
             listeners[kind] = serve(reactor, kind, "localhost", 0, log=log,
-                                    settings=Settings(idle_timeout=timeout))
+                                    settings=Settings(idle_timeout=timeout),
+                                    ssl=tls[0] if tls else None)
             for address in listeners[kind].addresses:
                 out(f"{kind} server | listening on {format_address(address)}")
 
@@ -80,8 +131,10 @@ def run_demo(clients_per_kind: int, timeout: float, out: Callable[[str], None],
                 if error is not None:
                     client.fail(str(error))
 
-            reactor.connect_tcp(lambda: client, host, listeners[kind].port,
-                                timeout=timeout).add_done_callback(connected)
+            reactor.connect_tcp(lambda: client, host, listeners[kind].port, timeout=timeout,
+                                ssl=tls[1] if tls else None,
+                                server_hostname="localhost" if tls else None,
+                                ).add_done_callback(connected)
 
         expected: Counter[str] = Counter()
         for n in range(clients_per_kind):

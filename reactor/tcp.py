@@ -37,7 +37,14 @@ from .streams import (
     TransportSettings,
     transport_settings,
 )
-from .tls import HANDSHAKE_TIMEOUT, SHUTDOWN_TIMEOUT, TLSLayer, client_tls_factory, tls_factory
+from .tls import (
+    HANDSHAKE_TIMEOUT,
+    SHUTDOWN_TIMEOUT,
+    TLSLayer,
+    client_tls_factory,
+    describe_tls_error,
+    tls_factory,
+)
 from .transports import Transport
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -64,7 +71,9 @@ class ConnectError(ConnectionError):
 
     def __init__(self, host: str, port: Optional[int], reason: BaseException) -> None:
         where = format_address(host if port is None else (host, port))  # None: a Unix path
-        super().__init__(f"cannot connect to {where}: {reason}")
+        why = (f"TLS handshake failed: {describe_tls_error(reason)}"
+               if isinstance(reason, ssl_module.SSLError) else str(reason))
+        super().__init__(f"cannot connect to {where}: {why}")
         self.host = host
         self.port = port
         self.reason = reason

@@ -1,5 +1,5 @@
 """Certificates for the TLS tests, made at run time with the openssl
-command: a self-signed one for ``localhost`` (and 127.0.0.1, ::1), and an
+command (by the demo's own helper): a self-signed one for ``localhost`` (and 127.0.0.1, ::1), and an
 expired copy of it."""
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import pytest
+
+from reactor.demo import self_signed_certificate
 
 NO_OPENSSL = ("the openssl command makes the test certificates "
               "(.ci/run installs it; apt-get install openssl)")
@@ -33,13 +35,8 @@ class Certs(NamedTuple):
 
 
 def make_certs(where: Path) -> Certs:
-    cert, key, expired = where / "cert.pem", where / "key.pem", where / "expired.pem"
-    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
-                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
-                    "-subj", "/CN=localhost",
-                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1",
-                    "-keyout", str(key), "-out", str(cert)],
-                   check=True, capture_output=True, timeout=30)
+    cert, key = self_signed_certificate(where)
+    expired = where / "expired.pem"
     subprocess.run(["openssl", "x509", "-in", str(cert), "-signkey", str(key),
                     "-days", "-1", "-out", str(expired)],
                    check=True, capture_output=True, timeout=30)

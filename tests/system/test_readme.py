@@ -8,6 +8,7 @@ import socket
 import threading
 
 from ..procs import ROOT
+from ..tlscerts import needs_openssl
 
 README = (ROOT / "README.rst").read_text()
 
@@ -33,7 +34,7 @@ def python_blocks() -> list:
 
 
 def test_every_python_block_is_run_below() -> None:
-    assert len(python_blocks()) == 8
+    assert len(python_blocks()) == 9
 
 
 def test_readme_protocol_example_runs() -> None:
@@ -145,3 +146,10 @@ def test_readme_pipe_example_runs() -> None:
     source = python_blocks()[7]
     assert "connect_read_pipe" in source and "connect_write_pipe" in source
     exec(compile(source, "README.rst pipe example", "exec"), {})
+
+
+@needs_openssl
+def test_readme_tls_example_runs() -> None:
+    source = python_blocks()[8]
+    assert "ssl=server_context" in source and "ssl=client_context" in source
+    exec(compile(source, "README.rst TLS example", "exec"), {})

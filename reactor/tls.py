@@ -229,6 +229,9 @@ class TLSLayer(Protocol):
         self._record_left = 0  # bytes still to come of the current record (-1: not TLS)
         self._record_head = bytearray()  # a header received in part
         self._peer_closed = False  # their close_notify came
+        # Their close_notify came with data the application, having paused
+        # reading, has yet to read: acted on after it.
+        self._close_notify_waiting = False
         self._reason: Optional[BaseException] = None
         self._timer: Optional[TimerHandle] = None
 
@@ -299,12 +302,13 @@ class TLSLayer(Protocol):
         if not self._handshaken:
             self._fail(ConnectionResetError(
                 "the peer closed the connection during the TLS handshake"))
-        elif not self._peer_closed and self._reason is None:
+            return False
+        if not self._peer_closed and self._reason is None:
             # No close_notify first: someone cut the connection.
             self._reason = ssl.SSLEOFError(
                 ssl.SSL_ERROR_EOF, "the peer closed the connection without TLS close_notify "
                                    "(truncated)")
-        return False
+        return False  # (while the application's reading is paused, so is ours: no EOF)
 
     def connection_lost(self, exc: Optional[BaseException]) -> None:
         self._cancel_timer()
@@ -452,7 +456,10 @@ class TLSLayer(Protocol):
             if not chunk:  # the peer's close_notify (read() returns b"" for it)
                 if not self._peer_closed:
                     self._peer_closed = True
-                    self._peer_close_notify()
+                    if self._held:  # after what the application has yet to read
+                        self._close_notify_waiting = True
+                    else:
+                        self._peer_close_notify()
                 break
             self._deliver(chunk)
         self._flush()
@@ -479,7 +486,12 @@ class TLSLayer(Protocol):
         if on:
             while self._held and self.reading and self.app is not None:
                 self._call_app("data_received", self._held.popleft())
-            if self.reading:
+            if self._held or not self.reading:
+                return
+            if self._close_notify_waiting:
+                self._close_notify_waiting = False
+                self._peer_close_notify()
+            if not self.raw.is_closing():
                 self.raw.resume_reading()
         else:
             self.raw.pause_reading()

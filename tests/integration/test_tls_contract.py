@@ -344,3 +344,74 @@ def test_pause_reading_holds_decrypted_data(reactor: Reactor, tls_certs: Certs) 
 def test_a_tls_layer_shows_its_state(reactor: Reactor, tls_certs: Certs) -> None:
     layer = TLSLayer(Echo(), tls_certs.server(), server_side=True)
     assert "handshaking" in repr(layer) and "Echo" in repr(layer)
+
+
+# -- the end of the stream while reading is paused ----------------------------------------
+
+
+class PausesAtFirst(Protocol):
+    def __init__(self) -> None:
+        self.events: List[Any] = []
+        self.received = 0
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        self.received += len(data)
+        self.events.append("data")
+        if len(self.events) == 1:
+            self.transport.pause_reading()
+
+    def eof_received(self) -> Optional[bool]:
+        self.events.append(("eof", self.received))
+        return None
+
+    def connection_lost(self, exc: Optional[BaseException]) -> None:
+        self.events.append(("lost", exc, self.received))
+
+
+@pytest.mark.parametrize("ending", ["close_notify", "truncated"])
+def test_the_end_waits_for_data_the_application_has_not_read(tls_certs: Certs,
+                                                             ending: str) -> None:
+    """Records and the peer's close_notify (or a bare EOF) in one read,
+    while the application has paused reading: it gets every byte first,
+    then the end."""
+    from reactor.testing import MemoryTransport
+
+    reactor = Reactor()
+    try:
+        app = PausesAtFirst()
+        layer = TLSLayer(app, tls_certs.server(), server_side=True)
+        transport = MemoryTransport(reactor=reactor)
+        transport.connect(layer)
+        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+        client = tls_certs.client().wrap_bio(incoming, outgoing, server_hostname="localhost")
+        while True:
+            try:
+                client.do_handshake()
+                break
+            except ssl.SSLWantReadError:
+                layer.data_received(outgoing.read())
+                incoming.write(bytes(transport.written))
+                transport.written.clear()
+        client.write(b"x" * 50_000)
+        if ending == "close_notify":
+            with pytest.raises(ssl.SSLWantReadError):
+                client.unwrap()
+        transport.feed(outgoing.read())
+        if ending == "truncated":
+            transport.feed_eof()
+        assert app.events == ["data"] and not transport.is_closing()
+        layer.transport.resume_reading()
+        for _ in range(3):
+            reactor.run_once(0)
+        assert app.received == 50_000
+        kind, exc, received = app.events[-1]
+        assert kind == "lost" and received == 50_000
+        if ending == "close_notify":
+            assert app.events[-2] == ("eof", 50_000) and exc is None
+        else:
+            assert isinstance(exc, ssl.SSLEOFError)
+    finally:
+        reactor.close()

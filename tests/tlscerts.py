@@ -8,7 +8,7 @@ import shutil
 import ssl
 import subprocess
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple, Tuple
 
 import pytest
 
@@ -41,3 +41,28 @@ def make_certs(where: Path) -> Certs:
                     "-days", "-1", "-out", str(expired)],
                    check=True, capture_output=True, timeout=30)
     return Certs(cert, key, expired)
+
+
+def handshake_in_memory(certs: Certs, app: Any, reactor: Any) -> Tuple[Any, Any, Any, Any]:
+    """A server ``TLSLayer`` for ``app`` on a ``MemoryTransport``, and a
+    client ``SSLObject`` that has finished its handshake with it; returns
+    ``(layer, transport, client, to_server)``: what the client writes
+    comes out of the ``to_server`` BIO, for the test to feed."""
+    from reactor.testing import MemoryTransport
+    from reactor.tls import TLSLayer
+
+    layer = TLSLayer(app, certs.server(), server_side=True)
+    transport = MemoryTransport(reactor=reactor)
+    transport.connect(layer)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    client = certs.client().wrap_bio(incoming, outgoing, server_hostname="localhost")
+    while True:
+        try:
+            client.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            layer.data_received(outgoing.read())
+            incoming.write(bytes(transport.written))
+            transport.written.clear()
+    layer.data_received(outgoing.read())
+    return layer, transport, client, outgoing

@@ -16,7 +16,7 @@ from reactor import DeadlineExceeded, Protocol, Reactor, start_tls
 from reactor.tls import TLSLayer
 
 from ..conftest import run_until
-from ..tlscerts import Certs, needs_openssl
+from ..tlscerts import Certs, handshake_in_memory, needs_openssl
 
 pytestmark = [pytest.mark.timeout(30), needs_openssl]
 
@@ -377,24 +377,10 @@ def test_the_end_waits_for_data_the_application_has_not_read(tls_certs: Certs,
     """Records and the peer's close_notify (or a bare EOF) in one read,
     while the application has paused reading: it gets every byte first,
     then the end."""
-    from reactor.testing import MemoryTransport
-
     reactor = Reactor()
     try:
         app = PausesAtFirst()
-        layer = TLSLayer(app, tls_certs.server(), server_side=True)
-        transport = MemoryTransport(reactor=reactor)
-        transport.connect(layer)
-        incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-        client = tls_certs.client().wrap_bio(incoming, outgoing, server_hostname="localhost")
-        while True:
-            try:
-                client.do_handshake()
-                break
-            except ssl.SSLWantReadError:
-                layer.data_received(outgoing.read())
-                incoming.write(bytes(transport.written))
-                transport.written.clear()
+        layer, transport, client, outgoing = handshake_in_memory(tls_certs, app, reactor)
         client.write(b"x" * 50_000)
         if ending == "close_notify":
             with pytest.raises(ssl.SSLWantReadError):

@@ -22,11 +22,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reactor import Protocol, Reactor
-from reactor.testing import MemoryTransport
-from reactor.tls import TLSLayer
 
 from ..conftest import run_until
-from ..tlscerts import Certs, needs_openssl
+from ..tlscerts import Certs, handshake_in_memory, needs_openssl
 
 pytestmark = [pytest.mark.timeout(60), needs_openssl]
 
@@ -280,24 +278,9 @@ class Count(Protocol):
 
 
 def handshaken_pair(certs: Certs) -> Any:
-    """A server ``TLSLayer`` on a ``MemoryTransport`` and a client
-    ``SSLObject`` that has done its handshake with it."""
-    app = Count()
-    layer = TLSLayer(app, certs.server(), server_side=True)
     reactor = Reactor()
-    transport = MemoryTransport(reactor=reactor)
-    transport.connect(layer)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    client = certs.client().wrap_bio(incoming, outgoing, server_hostname="localhost")
-    while True:
-        try:
-            client.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            layer.data_received(outgoing.read())
-            incoming.write(bytes(transport.written))
-            transport.written.clear()
-    layer.data_received(outgoing.read())
+    app = Count()
+    layer, _transport, client, outgoing = handshake_in_memory(certs, app, reactor)
     return reactor, app, layer, client, outgoing
 
 

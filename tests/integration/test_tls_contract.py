@@ -401,3 +401,41 @@ def test_the_end_waits_for_data_the_application_has_not_read(tls_certs: Certs,
             assert isinstance(exc, ssl.SSLEOFError)
     finally:
         reactor.close()
+
+
+def test_a_reconnecting_client_over_tls(reactor: Reactor, tls_certs: Certs) -> None:
+    """A refused certificate is a failed attempt (with backoff); a trusted
+    one is a connection, followed again after the server drops it."""
+    from reactor import ReconnectingClient
+
+    made: List[Any] = []
+
+    class Once(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            made.append(transport)
+            transport.close()  # the server drops every connection at once
+
+    listener = reactor.listen_tcp(Once, "127.0.0.1", 0, ssl=tls_certs.server())
+    attempts: List[Any] = []
+    distrusting = ReconnectingClient(reactor, Recorder, "127.0.0.1", listener.port,
+                                     initial_delay=0.02, jitter=0, ssl=True,
+                                     server_hostname="localhost",
+                                     on_attempt=attempts.append)
+    distrusting.start()
+    run_until(reactor, lambda: len(attempts) >= 2)
+    distrusting.stop()
+    assert all(isinstance(a.error.reason, ssl.SSLCertVerificationError) for a in attempts)
+    assert distrusting.transport is None
+
+    connected: List[Any] = []
+    trusting = ReconnectingClient(reactor, Recorder, "127.0.0.1", listener.port,
+                                  initial_delay=0.02, jitter=0, ssl=tls_certs.client(),
+                                  server_hostname="localhost",
+                                  on_attempt=lambda a: connected.append(a) if a.error is None
+                                  else None)
+    trusting.start()
+    run_until(reactor, lambda: len(connected) >= 3)  # connected, dropped, connected again...
+    assert type(trusting.transport).__name__ in ("TLSTransport", "NoneType")
+    trusting.stop()
+    run_until(reactor, lambda: not listener.connections)
+    listener.close()

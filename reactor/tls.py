@@ -623,7 +623,16 @@ def tls_factory(protocol_factory: Callable[[], Protocol], context: ssl.SSLContex
                 shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> Callable[[], TLSLayer]:
     """A protocol factory for ``listen_tcp`` / ``connect_tcp`` (or their Unix
     twins) that runs TLS between the connection and ``protocol_factory``'s
-    protocols."""
+    protocols.  A context made for the other side is refused here, not at
+    each connection."""
+    if not isinstance(context, ssl.SSLContext):
+        raise TypeError(f"ssl must be an ssl.SSLContext, not {type(context).__name__}")
+    wrong = ssl.PROTOCOL_TLS_CLIENT if server_side else ssl.PROTOCOL_TLS_SERVER
+    if context.protocol == wrong:
+        raise ValueError("a server needs a server context (ssl.PROTOCOL_TLS_SERVER)"
+                         if server_side else
+                         "a client needs a client context (ssl.create_default_context() "
+                         "or ssl.PROTOCOL_TLS_CLIENT)")
     def make() -> TLSLayer:
         return TLSLayer(protocol_factory(), context, server_side=server_side,
                         server_hostname=server_hostname,
@@ -640,7 +649,8 @@ def client_tls_factory(protocol_factory: Callable[[], Protocol],
     ``connect_tcp`` and ``connect_unix`` takes it: ``True`` is the default
     context, which checks the certificate and ``server_hostname``."""
     context = ssl.create_default_context() if ssl_ is True else ssl_
-    assert isinstance(context, ssl.SSLContext)
+    if not isinstance(context, ssl.SSLContext):
+        raise TypeError(f"ssl must be True or an ssl.SSLContext, not {type(ssl_).__name__}")
     if context.check_hostname and not server_hostname:
         raise ValueError("this TLS context checks the host name: give server_hostname")
     return tls_factory(protocol_factory, context, server_side=False,

@@ -277,3 +277,14 @@ def test_openssl_s_client_against_our_server(reactor: Reactor, certs: Any, versi
             pipe.close()
     run_until(reactor, lambda: not listener.connections)
     listener.close()
+
+
+def test_a_context_for_the_wrong_side_is_refused_at_once(reactor: Reactor,
+                                                         certs: Any) -> None:
+    with pytest.raises(ValueError, match="server context"):
+        reactor.listen_tcp(Echo, "127.0.0.1", 0, ssl=client_context(certs))
+    with pytest.raises(ValueError, match="client context"):
+        reactor.connect_tcp(Echo, "127.0.0.1", 1, ssl=server_context(certs),
+                            server_hostname="localhost")
+    with pytest.raises(TypeError, match="SSLContext"):
+        reactor.connect_tcp(Echo, "127.0.0.1", 1, ssl="yes")  # type: ignore[arg-type]

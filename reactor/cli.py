@@ -276,9 +276,10 @@ def _server_tls(args: argparse.Namespace) -> Optional[ssl.SSLContext]:
     try:
         context.load_cert_chain(args.tls_cert, args.tls_key)
     except (OSError, ssl.SSLError) as exc:
+        hint = "" if args.tls_key else " (if the key is in a file of its own, give --tls-key)"
         raise UserError(f"cannot load the TLS certificate {args.tls_cert}"
                         + (f" and key {args.tls_key}" if args.tls_key else "")
-                        + f": {exc.strerror or exc}")
+                        + f": {exc.strerror or exc}{hint}")
     return context
 
 

@@ -362,6 +362,7 @@ class Connector:
         self.stream: Optional[StreamTransport] = None
         self.error: Optional[ConnectError] = None
         self._done = False
+        self._handshaking = False  # connected; the TLS handshake is under way
         self._callbacks: List[DoneCallback] = []
         self._sock: Optional[socket.socket] = None
         self._addresses: List[Address] = []
@@ -391,25 +392,32 @@ class Connector:
     # -- public -------------------------------------------------------------------
 
     def done(self) -> bool:
-        return self._done
+        return self._done and not self._handshaking
 
     def add_done_callback(self, fn: DoneCallback) -> None:
         """Call ``fn(connector)`` when finished (at once, via the loop, if it
         already has)."""
-        if self._done:
+        if self.done():
             self._reactor.call_soon(fn, self)
         else:
             self._callbacks.append(fn)
 
     def cancel(self) -> None:
-        """Give up.  Done callbacks are not called; no socket is left open."""
+        """Give up.  Done callbacks are not called; no socket is left open
+        (one in its TLS handshake is aborted)."""
         if not self._done:
             self._done = True
             self._callbacks = []
             self._cleanup()
+        elif self._handshaking:
+            self._handshaking = False
+            self._callbacks = []
+            assert self.stream is not None
+            self.stream.abort()
 
     def __repr__(self) -> str:
         state = ("connected" if self.transport else "failed" if self.error
+                 else "in the TLS handshake" if self._handshaking
                  else "cancelled" if self._done else "connecting")
         where = format_address(self.host if self.port is None else (self.host, self.port))
         return f"<Connector {where} {state}>"
@@ -502,11 +510,13 @@ class Connector:
         self.stream = stream
         tls = protocol if isinstance(protocol, TLSLayer) and not protocol.server_side else None
         if tls is not None:
+            self._handshaking = True
             tls.add_handshake_callback(lambda exc: self._handshaken(tls, exc))
         else:
             self.protocol, self.transport = protocol, stream
         failure = stream.start()
         if failure is not None:
+            self._handshaking = False
             # connection_made raised: the transport has reported it and
             # aborted the connection, so this connect failed after all.
             self._finish(ConnectError(self.host, self.port, failure), reported=True)
@@ -514,8 +524,9 @@ class Connector:
             self._finish(None)
 
     def _handshaken(self, tls: TLSLayer, exc: Optional[BaseException]) -> None:
-        if self.error is not None:
-            return  # the layer's connection_made failed, already finished
+        if not self._handshaking:
+            return  # cancelled, or the layer's connection_made failed (finished)
+        self._handshaking = False
         if exc is not None:
             self._finish(ConnectError(self.host, self.port, exc),
                          reported=exc is tls.app_error)

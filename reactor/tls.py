@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any, Callable, Deque, List, Optional, Tuple, U
 
 from .addresses import format_address
 from .protocols import Protocol
-from .transports import Buffer, DeadlineExceeded, Transport
+from .transports import Buffer, DeadlineExceeded, Transport, WriteBufferFull
 
 if TYPE_CHECKING:  # pragma: no cover
     from .loop import Reactor
@@ -232,6 +232,8 @@ class TLSLayer(Protocol):
         # Their close_notify came with data the application, having paused
         # reading, has yet to read: acted on after it.
         self._close_notify_waiting = False
+        self._delivering = False  # set_reading() is handing held data over
+        self._raw_paused = False  # the transport below asked us to stop writing
         self._reason: Optional[BaseException] = None
         self._timer: Optional[TimerHandle] = None
 
@@ -303,8 +305,9 @@ class TLSLayer(Protocol):
             self._fail(ConnectionResetError(
                 "the peer closed the connection during the TLS handshake"))
             return False
-        if not self._peer_closed and self._reason is None:
-            # No close_notify first: someone cut the connection.
+        if not self._peer_closed and not self.closing and self._reason is None:
+            # No close_notify first, nor ours before it: someone cut the
+            # connection.  (After ours, a peer may simply close: many do.)
             self._reason = ssl.SSLEOFError(
                 ssl.SSL_ERROR_EOF, "the peer closed the connection without TLS close_notify "
                                    "(truncated)")
@@ -324,14 +327,20 @@ class TLSLayer(Protocol):
                                     protocol=app, transport=self.transport)
 
     def pause_writing(self) -> None:
-        if not self._app_paused and self._app_started:
-            self._app_paused = True
-            self._call_app("pause_writing")
+        self._raw_paused = True
+        self._tell_app_paused(True)
 
     def resume_writing(self) -> None:
-        if self._app_paused and not self._pending_size:
-            self._app_paused = False
-            self._call_app("resume_writing")
+        self._raw_paused = False
+        if not self._pending_size:
+            self._tell_app_paused(False)
+
+    def _tell_app_paused(self, paused: bool) -> None:
+        """``pause_writing`` / ``resume_writing`` to the application,
+        each only after the other."""
+        if paused != self._app_paused and self._app_started:
+            self._app_paused = paused
+            self._call_app("pause_writing" if paused else "resume_writing")
 
     def deadline_exceeded(self, exc: DeadlineExceeded) -> Optional[bool]:
         """The connection's deadline is the application's to judge; the
@@ -390,22 +399,19 @@ class TLSLayer(Protocol):
         self._handshaken = True
         self._cancel_timer()
         self._flush()
+        # What start_tls's caller wrote meanwhile goes first, in order.
+        pending, self._pending = self._pending, collections.deque()
+        self._pending_size = 0
+        for chunk in pending:
+            self._encrypt(chunk)
         self._app_started = True
         self._call_app("connection_made", self.transport)
         if self.closing and self.app_error is not None:
             self._handshake_over(self.app_error)
             return
         self._handshake_over(None)
-        if self._pending:
-            pending, self._pending = self._pending, collections.deque()
-            self._pending_size = 0
-            for chunk in pending:
-                if self.closing:
-                    break
-                self._encrypt(chunk)
-            if self._app_paused and self.raw is not None and \
-                    self.raw.get_write_buffer_size() <= self.raw.get_write_buffer_limits()[1]:
-                self.resume_writing()
+        if not self._raw_paused:
+            self._tell_app_paused(False)
         self._decrypt()  # application data that came with the last handshake bytes
 
     def _handshake_over(self, exc: Optional[BaseException], quiet: bool = False) -> None:
@@ -413,7 +419,8 @@ class TLSLayer(Protocol):
             return
         self._settled = True
         waiters, self._waiters = self._waiters, []
-        if exc is not None and not waiters and not quiet and exc is not self.app_error:
+        if exc is not None and not waiters and not quiet and not self._upgrade \
+                and exc is not self.app_error:
             logger.warning("TLS handshake with %s failed: %s", self._peer,
                            describe_tls_error(exc))
         for fn in waiters:
@@ -465,9 +472,9 @@ class TLSLayer(Protocol):
         self._flush()
 
     def _deliver(self, chunk: bytes) -> None:
-        if self.app is None or self.closing and self._reason is not None:
-            return
-        if not self.reading or self._held:
+        if self.app is None or self.closing:
+            return  # after close() or abort(), nothing more is delivered
+        if not self.reading or self._held or self._delivering:
             self._held.append(chunk)
         else:
             self._call_app("data_received", chunk)
@@ -481,12 +488,18 @@ class TLSLayer(Protocol):
 
     def set_reading(self, on: bool) -> None:
         self.reading = on
-        if self.raw is None:
+        if self.raw is None or self.closing:
             return
         if on:
-            while self._held and self.reading and self.app is not None:
-                self._call_app("data_received", self._held.popleft())
-            if self._held or not self.reading:
+            if self._delivering:
+                return  # resumed inside data_received: the loop below goes on
+            self._delivering = True
+            try:
+                while self._held and self.reading and not self.closing:
+                    self._call_app("data_received", self._held.popleft())
+            finally:
+                self._delivering = False
+            if self._held or not self.reading or self.closing:
                 return
             if self._close_notify_waiting:
                 self._close_notify_waiting = False
@@ -509,8 +522,15 @@ class TLSLayer(Protocol):
         chunk = bytes(data)
         self._pending.append(chunk)
         self._pending_size += len(chunk)
-        if self.raw is not None and self.buffered() > self.raw.get_write_buffer_limits()[0]:
-            self.pause_writing()
+        raw = self.raw
+        if raw is None:
+            return
+        cap = getattr(raw, "get_max_write_buffer", lambda: None)()
+        if cap is not None and self.buffered() > cap:
+            self._reason = WriteBufferFull.past(self.buffered(), cap)
+            self.abort()
+        elif self.buffered() > raw.get_write_buffer_limits()[1]:  # (low, high)
+            self._tell_app_paused(True)
 
     def buffered(self) -> int:
         """Bytes written and not yet sent: plaintext waiting for the
@@ -547,27 +567,48 @@ class TLSLayer(Protocol):
         if self.closing and not self._peer_closed:
             return
         self.closing = True
+        self._held.clear()
+        self._discard_readable()
         try:
             self._sslobj.unwrap()
-        except ssl.SSLWantReadError:  # ours is sent; theirs has not come yet
-            self._flush()
-            if self._peer_closed:
-                self._finish_shutdown()
+        except ssl.SSLError as exc:
+            self._flush()  # ours is sent
+            waiting = (isinstance(exc, ssl.SSLWantReadError)
+                       # records after which theirs may still come:
+                       or exc.reason == "APPLICATION_DATA_AFTER_CLOSE_NOTIFY")
+            if waiting and not self._peer_closed:
+                # Theirs has not come yet: read on (and drop what comes)
+                # until it does, or until the shutdown timeout.
+                assert self._reactor is not None
+                self._timer = self._reactor.call_later(self.shutdown_timeout,
+                                                       self._finish_shutdown)
+                self.raw.resume_reading()
                 return
-            assert self._reactor is not None
-            self._timer = self._reactor.call_later(self.shutdown_timeout,
-                                                   self._finish_shutdown)
-            return
-        except ssl.SSLError:
-            pass
         self._flush()
         self._finish_shutdown()
+
+    def _discard_readable(self) -> None:
+        """Read and drop the records already in: OpenSSL's shutdown fails
+        on application data it finds unread (a pipelined request after
+        the one that made us close, say), while a read after our
+        close_notify is fine."""
+        while True:
+            try:
+                chunk = self._sslobj.read(_READ_SIZE)
+            except ssl.SSLZeroReturnError:
+                chunk = b""
+            except ssl.SSLError:
+                return  # nothing more now (or broken: unwrap() will say)
+            if not chunk:
+                self._peer_closed = True
+                return
 
     def _close_now(self, reason: BaseException) -> None:
         """Send close_notify and close below without waiting for the
         peer's (a deadline passed: the peer is not to be waited for)."""
         self._reason = self._reason or reason
         self.closing = True
+        self._discard_readable()
         try:
             self._sslobj.unwrap()
         except ssl.SSLError:
@@ -654,7 +695,7 @@ def client_tls_factory(protocol_factory: Callable[[], Protocol],
     if context.check_hostname and not server_hostname:
         raise ValueError("this TLS context checks the host name: give server_hostname")
     return tls_factory(protocol_factory, context, server_side=False,
-                       server_hostname=server_hostname if context.check_hostname else None,
+                       server_hostname=server_hostname or None,
                        handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout)
 
 
@@ -679,6 +720,8 @@ def start_tls(transport: Transport, context: ssl.SSLContext, *, server_side: boo
     app = protocol if protocol is not None else transport.get_protocol()
     if app is None or transport.is_closing():
         raise RuntimeError("start_tls() needs an open connection")
+    if isinstance(transport.get_protocol(), TLSLayer) or isinstance(transport, TLSTransport):
+        raise RuntimeError("start_tls(): this connection runs TLS already")
     if not isinstance(app, Protocol):
         raise TypeError(f"start_tls() needs a stream Protocol, not {app!r}")
     layer = TLSLayer(app, context, server_side=server_side, server_hostname=server_hostname,
@@ -688,6 +731,7 @@ def start_tls(transport: Transport, context: ssl.SSLContext, *, server_side: boo
     if set_protocol is None:
         raise TypeError(f"start_tls() cannot upgrade {transport!r}: it has no set_protocol()")
     set_protocol(layer)
+    transport.resume_reading()  # the handshake needs the peer's bytes, paused or not
     layer.connection_made(transport)
     if buffered:
         layer.data_received(bytes(buffered))

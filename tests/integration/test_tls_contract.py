@@ -212,7 +212,7 @@ def test_writes_before_the_handshake_count_for_flow_control(reactor: Reactor,
     run_until(reactor, lambda: client.transport is not None)
     layer = start_tls(client.transport, tls_certs.client(), server_hostname="localhost")
     tls = layer.transport
-    high, _low = tls.get_write_buffer_limits()
+    _low, high = tls.get_write_buffer_limits()
     payload = bytes(range(256)) * (2 * high // 256 + 1)
     tls.write(payload)
     assert tls.get_write_buffer_size() >= len(payload)
@@ -439,3 +439,224 @@ def test_a_reconnecting_client_over_tls(reactor: Reactor, tls_certs: Certs) -> N
     trusting.stop()
     run_until(reactor, lambda: not listener.connections)
     listener.close()
+
+
+# -- found in review: each failed before its fix ----------------------------------------
+
+
+def blocking_peer(port: int, certs: Certs, script: Any) -> threading.Thread:
+    """Python's blocking ssl client running ``script(tls_socket)``."""
+    def run() -> None:
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+            with certs.client().wrap_socket(raw, server_hostname="localhost") as tls:
+                script(tls)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread
+
+
+def test_writes_made_during_start_tls_go_before_connection_made_writes(
+        reactor: Reactor, tls_certs: Certs) -> None:
+    got = bytearray()
+
+    class Sink(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            if transport.get_extra_info("ssl_object") is None:
+                start_tls(transport, tls_certs.server(), server_side=True)
+
+        def data_received(self, data: bytes) -> None:
+            got.extend(data)
+
+    class Upgrader(Recorder):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            if transport.get_extra_info("ssl_object") is None:
+                layer = start_tls(transport, tls_certs.client(), server_hostname="localhost")
+                layer.transport.write(b"FIRST ")
+            else:
+                transport.write(b"SECOND")
+                transport.close()  # a close here keeps what was queued
+
+    listener = reactor.listen_tcp(Sink, "127.0.0.1", 0)
+    client = Upgrader()
+    reactor.connect_tcp(lambda: client, "127.0.0.1", listener.port)
+    run_until(reactor, lambda: client.lost and not listener.connections)
+    assert bytes(got) == b"FIRST SECOND"
+    listener.close()
+
+
+def test_close_while_reading_is_paused_does_not_wait_for_the_timeout(
+        reactor: Reactor, tls_certs: Certs) -> None:
+    server = Recorder()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0, ssl=tls_certs.server(),
+                                  ssl_shutdown_timeout=20)
+    client = Recorder()
+    reactor.connect_tcp(lambda: client, "localhost", listener.port, ssl=tls_certs.client())
+    run_until(reactor, lambda: server.transport is not None and client.transport is not None)
+    server.transport.pause_reading()
+    server.transport.close()
+    run_until(reactor, lambda: server.lost and client.lost, timeout=5)  # not 20
+    assert server.events[-1] == ("lost", None) and client.events[-1] == ("lost", None)
+    listener.close()
+
+
+def test_close_inside_data_received_with_more_records_unread(
+        reactor: Reactor, tls_certs: Certs, caplog: pytest.LogCaptureFixture) -> None:
+    """Two requests in one segment; the first makes the server close: a
+    clean close_notify exchange, no error, no log, nothing more delivered."""
+    class CloseAtFirst(Recorder):
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self.transport.close()
+
+    server = CloseAtFirst()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0, ssl=tls_certs.server())
+    replies: List[Any] = []
+
+    def pipelined(tls: ssl.SSLSocket) -> None:
+        tls.sendall(b"GET 1\n")
+        tls.sendall(b"GET 2\n")
+        replies.append(tls.recv(100))  # b"": the server's close_notify
+        tls.unwrap()
+
+    thread = blocking_peer(listener.port, tls_certs, pipelined)
+    run_until(reactor, lambda: server.lost and not thread.is_alive())
+    thread.join()
+    assert server.events[-1] == ("lost", None)
+    assert bytes(server.received).startswith(b"GET 1\n")
+    assert replies == [b""]
+    assert not [r for r in caplog.records if r.name == "reactor.tls"]
+    listener.close()
+
+
+def test_nothing_is_delivered_after_abort(reactor: Reactor, tls_certs: Certs) -> None:
+    class AbortAtFirst(Recorder):
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            self.events.append("data")
+            self.transport.abort()
+
+    server = AbortAtFirst()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0, ssl=tls_certs.server())
+    client = Recorder()
+    reactor.connect_tcp(lambda: client, "localhost", listener.port, ssl=tls_certs.client())
+    run_until(reactor, lambda: client.transport is not None)
+    for n in range(5):
+        client.transport.write(b"record %d" % n)  # five records, likely one segment
+    run_until(reactor, lambda: server.lost and client.lost)
+    assert server.events.count("data") == 1
+    listener.close()
+
+
+def test_cancel_during_the_handshake(reactor: Reactor, tls_certs: Certs) -> None:
+    """A server that accepts and never answers: the connect is not done
+    while the handshake waits; cancel() closes it and calls nobody."""
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen()
+        client = Recorder()
+        connector = reactor.connect_tcp(lambda: client, "127.0.0.1", mute.getsockname()[1],
+                                        ssl=tls_certs.client(), server_hostname="localhost")
+        called: List[Any] = []
+        connector.add_done_callback(called.append)
+        run_until(reactor, lambda: connector.stream is not None)
+        assert not connector.done() and "handshake" in repr(connector)
+        connector.add_done_callback(called.append)  # not called at once either
+        connector.cancel()
+        run_until(reactor, lambda: connector.stream.get_protocol() is None)
+        for _ in range(3):
+            reactor.run_once(0)
+        assert called == [] and client.events == []
+        accepted, _ = mute.accept()
+        accepted.close()
+
+
+def test_start_tls_with_reading_paused(reactor: Reactor, tls_certs: Certs) -> None:
+    listener = reactor.listen_tcp(Echo, "127.0.0.1", 0, ssl=tls_certs.server())
+    client = Recorder()
+    reactor.connect_tcp(lambda: client, "127.0.0.1", listener.port)
+    run_until(reactor, lambda: client.transport is not None)
+    client.transport.pause_reading()
+    start_tls(client.transport, tls_certs.client(), server_hostname="localhost",
+              handshake_timeout=5)
+    run_until(reactor, lambda: ("made", "TLSTransport") in client.events, timeout=3)
+    with pytest.raises(RuntimeError, match="TLS already"):
+        start_tls(client.transport, tls_certs.client(), server_hostname="localhost")
+    client.transport.close()
+    run_until(reactor, lambda: client.lost and not listener.connections)
+    listener.close()
+
+
+def test_resume_inside_data_received_does_not_nest_callbacks(
+        reactor: Reactor, tls_certs: Certs) -> None:
+    depth = [0]
+    seen: List[Any] = []
+
+    class Juggler(Recorder):
+        def data_received(self, data: bytes) -> None:
+            depth[0] += 1
+            seen.append((data, depth[0]))
+            if data == b"one":
+                self.transport.pause_reading()
+            elif data == b"two":
+                self.transport.pause_reading()
+                self.transport.resume_reading()  # and "three" must wait for us to return
+            depth[0] -= 1
+
+    server = Juggler()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0, ssl=tls_certs.server())
+
+    def three_records(tls: ssl.SSLSocket) -> None:
+        for word in (b"one", b"two", b"three"):
+            tls.sendall(word)
+        tls.unwrap()
+
+    thread = blocking_peer(listener.port, tls_certs, three_records)
+    run_until(reactor, lambda: seen and server.transport is not None)
+    for _ in range(10):
+        reactor.run_once(0.01)
+    server.transport.resume_reading()
+    run_until(reactor, lambda: server.lost and not thread.is_alive())
+    thread.join()
+    assert [d for d, _ in seen] == [b"one", b"two", b"three"]
+    assert all(level == 1 for _, level in seen)
+    listener.close()
+
+
+def test_sni_is_sent_even_without_host_name_checking(reactor: Reactor,
+                                                     tls_certs: Certs) -> None:
+    names: List[Optional[str]] = []
+    context = tls_certs.server()
+    context.sni_callback = lambda sslobj, name, ctx: names.append(name)  # type: ignore
+    listener = reactor.listen_tcp(Echo, "127.0.0.1", 0, ssl=context)
+    pinned = tls_certs.client()
+    pinned.check_hostname = False
+    client = Recorder(b"x", close_after=1)
+    reactor.connect_tcp(lambda: client, "127.0.0.1", listener.port, ssl=pinned,
+                        server_hostname="service.internal")
+    run_until(reactor, lambda: client.lost and not listener.connections)
+    assert names == ["service.internal"]
+    listener.close()
+
+
+def test_plaintext_waiting_for_the_handshake_is_capped(reactor: Reactor,
+                                                       tls_certs: Certs) -> None:
+    from reactor import WriteBufferFull
+
+    with socket.socket() as mute:
+        mute.bind(("127.0.0.1", 0))
+        mute.listen()
+        client = Recorder()
+        reactor.connect_tcp(lambda: client, "127.0.0.1", mute.getsockname()[1],
+                            max_write_buffer=100_000)
+        run_until(reactor, lambda: client.transport is not None)
+        layer = start_tls(client.transport, tls_certs.client(), server_hostname="localhost")
+        for _ in range(3):
+            layer.transport.write(b"x" * 40_000)
+        run_until(reactor, lambda: client.lost)
+        kind, exc = client.events[-1]
+        assert isinstance(exc, WriteBufferFull)
+        assert client.events.count("pause") == 1
+        accepted, _ = mute.accept()
+        accepted.close()

@@ -29,6 +29,20 @@
  * 127.0.0.1 .. 127.0.0.N (for churn: fewer TIME_WAIT entries per address
  * pair keeps the kernel's local-port search short).
  *
+ * --tls 1 (only in a build with OpenSSL: cc -DHAVE_OPENSSL ... -lssl -lcrypto)
+ * runs TLS over every connection.  It verifies nothing about the server
+ * (no certificate check, no host name: a load generator, not a client to
+ * trust), but checks every echoed byte as the plain mode does, and never
+ * resumes a session (no session cache, no tickets kept), so every handshake
+ * is a full one.
+ *   echo   each connection does its handshake first; the idle ones then do
+ *          one 16-byte echo, checked, so the server has finished its side
+ *          of the handshake before its memory is read; then as above.
+ *   churn  each slot, over and over: connect, full handshake, send
+ *          --message, read it back and check it, send close_notify, wait
+ *          for the server's (or its EOF), close.  One request is one such
+ *          connection; its latency runs from connect() to the end.
+ *
  * Output: one JSON object on stdout.  Exit status 0 if the run happened
  * (errors are reported in the JSON), 2 for bad arguments or no connection.
  *
@@ -54,6 +68,10 @@
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef HAVE_OPENSSL
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#endif
 
 #define PATTERN_SPAN 4096   /* distinct message offsets into the pattern */
 #define SCRATCH 65536
@@ -76,8 +94,9 @@ static struct {
     const char *message;
     const char *expect;
     int sources;
+    int tls;
 } opt = {"127.0.0.1", NULL, 0, 0, 50, 1024, 0.5, 3.0, 5.0, 0.3, 0, 0, -1,
-         "benchmark message\n", "You are connected!", 1};
+         "benchmark message\n", "You are connected!", 1, 0};
 
 /* -- results ---------------------------------------------------------------- */
 
@@ -99,7 +118,14 @@ static struct {
     double client_cpu0, client_cpu1;
     long long busy0, busy1;     /* busy jiffies of the whole machine */
     const char *fatal;
-} res = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, 0.0, 0.0, -1.0, -1, -1, NULL};
+    uint64_t tls_handshakes;    /* completed */
+    uint64_t tls_resumed;       /* handshakes that resumed a session: must stay 0 */
+    uint64_t tls_failures;      /* handshakes or records that failed (also in errors) */
+    uint64_t tls_unclean;       /* churn: the server closed without close_notify */
+} res = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, -1, -1, -1, -1, -1, 0.0, 0.0, -1.0, -1, -1, NULL,
+         0, 0, 0, 0};
+
+static char tls_version[32], tls_cipher[64], tls_group[32], tls_error[256];
 
 static int n_inflight, n_alive;     /* echo mode: connections in each state */
 
@@ -349,6 +375,9 @@ static int open_connections(int *fds, int n, uint64_t deadline) {
 
 typedef struct {
     int fd;
+#ifdef HAVE_OPENSSL
+    SSL *ssl;           /* --tls: the connection's TLS state, else NULL */
+#endif
     int alive;
     int inflight;
     int want_out;
@@ -375,6 +404,201 @@ static void make_pattern(size_t len) {
     }
 }
 
+/* -- TLS (--tls 1; only with -DHAVE_OPENSSL) ------------------------------------ */
+
+/* What an I/O call did, for both plain and TLS connections: > 0 bytes moved,
+   0 end of stream (recv), or one of these. */
+enum { IO_WANT_READ = -1, IO_WANT_WRITE = -2, IO_INTR = -3, IO_FAIL = -4 };
+
+#ifdef HAVE_OPENSSL
+static SSL_CTX *tls_ctx;
+
+static void tls_init(void) {
+    tls_ctx = SSL_CTX_new(TLS_client_method());
+    if (!tls_ctx) die("SSL_CTX_new failed");
+    /* Verify nothing: this is a load generator on loopback, not a client
+       that trusts what it talks to. */
+    SSL_CTX_set_verify(tls_ctx, SSL_VERIFY_NONE, NULL);
+    /* Never resume: no session cache, and no session is ever offered
+       again, so every handshake is a full one. */
+    SSL_CTX_set_session_cache_mode(tls_ctx, SSL_SESS_CACHE_OFF);
+    SSL_CTX_set_min_proto_version(tls_ctx, TLS1_2_VERSION);
+    SSL_CTX_set_mode(tls_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE
+                              | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+    /* Read whole socket buffers, not a record at a time: fewer system
+       calls for the client (records read ahead are drained while
+       SSL_has_pending()). */
+    SSL_CTX_set_read_ahead(tls_ctx, 1);
+}
+
+/* Keep the first TLS failure's reason for the report; clear OpenSSL's
+   error queue, so that the next SSL_get_error() speaks of its own call. */
+static void tls_note_error(SSL *ssl, int ret, const char *what) {
+    if (!tls_error[0]) {
+        int err = SSL_get_error(ssl, ret);
+        unsigned long code = ERR_peek_error();
+        if (code) {
+            char buf[200];
+            ERR_error_string_n(code, buf, sizeof buf);
+            snprintf(tls_error, sizeof tls_error, "%s: %s", what, buf);
+        } else {
+            snprintf(tls_error, sizeof tls_error, "%s: SSL_get_error %d, %s", what, err,
+                     errno ? strerror(errno) : "end of stream");
+        }
+    }
+    ERR_clear_error();
+}
+
+static void tls_note_session(SSL *ssl) {
+    res.tls_handshakes++;
+    if (SSL_session_reused(ssl)) res.tls_resumed++;
+    if (!tls_version[0]) {
+        snprintf(tls_version, sizeof tls_version, "%s", SSL_get_version(ssl));
+        const char *name = SSL_get_cipher_name(ssl);
+        snprintf(tls_cipher, sizeof tls_cipher, "%s", name ? name : "?");
+#if OPENSSL_VERSION_NUMBER >= 0x30000000L
+        int nid = SSL_get_negotiated_group(ssl);
+        name = nid > 0 ? OBJ_nid2sn(nid) : NULL;
+        snprintf(tls_group, sizeof tls_group, "%s", name ? name : "?");
+#endif
+    }
+}
+
+static SSL *tls_new(int fd) {
+    SSL *ssl = SSL_new(tls_ctx);
+    if (!ssl) die("SSL_new failed");
+    SSL_set_fd(ssl, fd);
+    SSL_set_connect_state(ssl);
+    SSL_set_tlsext_host_name(ssl, "localhost");
+    return ssl;
+}
+
+/* Map an SSL_read/SSL_write/SSL_do_handshake result to the IO_ codes. */
+static int tls_result(SSL *ssl, int ret, const char *what) {
+    if (ret > 0) return ret;
+    int err = SSL_get_error(ssl, ret);
+    switch (err) {
+    case SSL_ERROR_WANT_READ: return IO_WANT_READ;
+    case SSL_ERROR_WANT_WRITE: return IO_WANT_WRITE;
+    case SSL_ERROR_ZERO_RETURN: return 0;            /* the peer's close_notify */
+    case SSL_ERROR_SYSCALL:
+        if (errno == EINTR) { ERR_clear_error(); return IO_INTR; }
+        /* fall through */
+    default:
+        tls_note_error(ssl, ret, what);
+        return IO_FAIL;
+    }
+}
+
+static uint32_t io_events(int io) {
+    return io == IO_WANT_WRITE ? EPOLLOUT : EPOLLIN;
+}
+
+/* Run the TLS handshake on n connected sockets at once and, with ping,
+   one 16-byte echo on each, checked (so the server has finished its side
+   too).  Those that fail or time out are closed and counted.  Compacts
+   fds[] and ssls[] to the good ones and returns how many there are. */
+static int tls_setup(int *fds, SSL **ssls, int n, int ping, uint64_t deadline) {
+    enum { HANDSHAKE, PING_SEND, PING_RECV, READY, FAILED };
+    int ep = epoll_create1(EPOLL_CLOEXEC);
+    int *stage = calloc((size_t)n + 1, sizeof *stage);
+    size_t *got = calloc((size_t)n + 1, sizeof *got);
+    if (ep < 0 || !stage || !got) die("out of memory");
+    const unsigned char *msg = pattern;      /* 16 bytes of the pattern */
+    unsigned char buf[64];
+    int left = n;
+    struct epoll_event evs[MAX_EVENTS];
+    for (int i = 0; i < n; i++) {
+        set_nodelay(fds[i]);
+        ssls[i] = tls_new(fds[i]);
+        struct epoll_event ev = {.events = EPOLLOUT, .data.u32 = (uint32_t)i};
+        epoll_ctl(ep, EPOLL_CTL_ADD, fds[i], &ev);
+    }
+    while (left > 0 && now_ns() < deadline) {
+        int k = epoll_wait(ep, evs, MAX_EVENTS, 100);
+        for (int e = 0; e < k; e++) {
+            int i = (int)evs[e].data.u32, io = IO_FAIL;
+            for (int guard = 0; guard < 8 && stage[i] < READY; guard++) {
+                if (stage[i] == HANDSHAKE) {
+                    io = tls_result(ssls[i], SSL_do_handshake(ssls[i]), "handshake");
+                    if (io <= 0) break;
+                    tls_note_session(ssls[i]);
+                    stage[i] = ping ? PING_SEND : READY;
+                } else if (stage[i] == PING_SEND) {
+                    io = tls_result(ssls[i], SSL_write(ssls[i], msg, 16), "write");
+                    if (io <= 0) break;
+                    stage[i] = io == 16 ? PING_RECV : FAILED;
+                } else {
+                    io = tls_result(ssls[i], SSL_read(ssls[i], buf, sizeof buf), "read");
+                    if (io <= 0) break;
+                    if (got[i] + (size_t)io > 16 || memcmp(buf, msg + got[i], (size_t)io)) {
+                        res.mismatches++;
+                        stage[i] = FAILED;
+                    } else if ((got[i] += (size_t)io) == 16) {
+                        stage[i] = READY;
+                    }
+                }
+            }
+            if (stage[i] < READY && (io == IO_WANT_READ || io == IO_WANT_WRITE)) {
+                struct epoll_event ev = {.events = io_events(io), .data.u32 = (uint32_t)i};
+                epoll_ctl(ep, EPOLL_CTL_MOD, fds[i], &ev);
+            } else if (stage[i] < READY && io != IO_INTR) {
+                stage[i] = FAILED;
+            }
+            if (stage[i] >= READY) {
+                epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+                left--;
+                if (stage[i] == FAILED) { res.tls_failures++; res.errors++; }
+            }
+        }
+    }
+    int good = 0;
+    for (int i = 0; i < n; i++) {
+        if (stage[i] < READY) { res.timeouts++; res.errors++; }
+        if (stage[i] != READY) {
+            SSL_free(ssls[i]);
+            close(fds[i]);
+            continue;
+        }
+        fds[good] = fds[i];
+        ssls[good++] = ssls[i];
+    }
+    close(ep);
+    free(stage);
+    free(got);
+    return good;
+}
+#endif
+
+/* Send and receive on an echo connection, plain or TLS. */
+static ssize_t conn_send(conn_t *c, const void *buf, size_t len) {
+#ifdef HAVE_OPENSSL
+    if (c->ssl) return tls_result(c->ssl, SSL_write(c->ssl, buf, (int)len), "write");
+#endif
+    ssize_t n = send(c->fd, buf, len, MSG_NOSIGNAL);
+    if (n >= 0) return n > 0 ? n : IO_FAIL;
+    return errno == EAGAIN ? IO_WANT_WRITE : errno == EINTR ? IO_INTR : IO_FAIL;
+}
+
+static ssize_t conn_recv(conn_t *c, void *buf, size_t len) {
+#ifdef HAVE_OPENSSL
+    if (c->ssl) return tls_result(c->ssl, SSL_read(c->ssl, buf, (int)len), "read");
+#endif
+    ssize_t n = recv(c->fd, buf, len, 0);
+    if (n >= 0) return n;
+    return errno == EAGAIN ? IO_WANT_READ : errno == EINTR ? IO_INTR : IO_FAIL;
+}
+
+/* Whether a TLS connection holds bytes it read ahead from the socket: epoll
+   will not say so, so they are read before waiting again. */
+static int conn_pending(conn_t *c) {
+#ifdef HAVE_OPENSSL
+    if (c->ssl) return SSL_has_pending(c->ssl);
+#endif
+    (void)c;
+    return 0;
+}
+
 static void set_out(conn_t *c, int on) {
     if (c->want_out == on) return;
     struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.u32 = c->id};
@@ -390,18 +614,24 @@ static void conn_fail(conn_t *c) {
     c->inflight = 0;
     res.errors++;
     epoll_ctl(ep_main, EPOLL_CTL_DEL, c->fd, NULL);
+#ifdef HAVE_OPENSSL
+    if (c->ssl) { SSL_free(c->ssl); c->ssl = NULL; }
+#endif
     close(c->fd);
     c->fd = -1;
 }
 
 static void try_send(conn_t *c) {
     while (c->sent < opt.size) {
-        ssize_t n = send(c->fd, pattern + c->off + c->sent, opt.size - c->sent, MSG_NOSIGNAL);
+        ssize_t n = conn_send(c, pattern + c->off + c->sent, opt.size - c->sent);
         if (n > 0) {
             c->sent += (size_t)n;
-        } else if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
-            if (errno == EAGAIN) { set_out(c, 1); return; }
-        } else {
+        } else if (n == IO_WANT_WRITE) {
+            set_out(c, 1);
+            return;
+        } else if (n == IO_WANT_READ) {   /* TLS: retried when readable */
+            return;
+        } else if (n != IO_INTR) {
             conn_fail(c);
             return;
         }
@@ -419,27 +649,32 @@ static void start_request(conn_t *c) {
     try_send(c);
 }
 
-static void on_readable(conn_t *c) {
+/* One read; returns whether to read again at once (TLS bytes read ahead). */
+static int read_once(conn_t *c) {
     if (!c->inflight) {      /* nothing expected: anything is too much */
-        ssize_t n = recv(c->fd, scratch, SCRATCH, 0);
+        ssize_t n = conn_recv(c, scratch, SCRATCH);
         if (n > 0) {
             res.unexpected_bytes += (uint64_t)n;
             res.errors++;
-        } else if (n == 0 || (errno != EAGAIN && errno != EINTR)) {
+            return conn_pending(c);
+        } else if (n == 0 || n == IO_FAIL) {
             conn_fail(c);
+        } else if (n == IO_WANT_WRITE) {
+            set_out(c, 1);
         }
-        return;
+        return 0;
     }
     size_t want = opt.size - c->got;
     if (want > SCRATCH) want = SCRATCH;
-    ssize_t n = recv(c->fd, scratch, want, 0);
+    ssize_t n = conn_recv(c, scratch, want);
     if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR) conn_fail(c);
-        return;
+        if (n == IO_FAIL) conn_fail(c);
+        else if (n == IO_WANT_WRITE) set_out(c, 1);
+        return 0;
     }
     if (n == 0) {
         conn_fail(c);
-        return;
+        return 0;
     }
     if (c->got + (size_t)n > c->sent) {
         /* More came back than was sent: not an echo. */
@@ -451,7 +686,7 @@ static void on_readable(conn_t *c) {
         res.bytes_verified += (uint64_t)n;
     }
     c->got += (size_t)n;
-    if (c->got < opt.size) return;
+    if (c->got < opt.size) return conn_pending(c);
     uint64_t t = now_ns();
     res.total_requests++;
     if (c->bad) { res.mismatches++; res.errors++; }
@@ -463,6 +698,16 @@ static void on_readable(conn_t *c) {
     n_inflight--;
     c->seq++;
     if (phase != DRAIN) start_request(c);
+    return c->alive && conn_pending(c);
+}
+
+static void on_readable(conn_t *c) {
+#ifdef HAVE_OPENSSL
+    /* A TLS write that had to wait for the peer goes on first. */
+    if (c->ssl && c->inflight && c->sent < opt.size) try_send(c);
+#endif
+    for (int i = 0; i < 64 && c->alive; i++)
+        if (!read_once(c)) break;
 }
 
 static int cmp_u64(const void *a, const void *b) {
@@ -477,6 +722,9 @@ static double pct_us(double p) {
 }
 
 static int *idle_fds;
+#ifdef HAVE_OPENSSL
+static SSL **idle_ssl;
+#endif
 
 static void run_echo(void) {
     uint64_t start = now_ns();
@@ -487,10 +735,19 @@ static void run_echo(void) {
         idle_fds = calloc((size_t)opt.idle, sizeof *idle_fds);
         if (!idle_fds) die("out of memory");
         res.idle_open = open_connections(idle_fds, opt.idle, setup_deadline);
+        long accepted = -1;
+        if (res.fds_before >= 0)
+            accepted = wait_server_fds(res.fds_before + res.idle_open,
+                                       now_ns() + secs(opt.timeout));
+#ifdef HAVE_OPENSSL
+        if (opt.tls) {     /* handshake, and one echo each: the server is done */
+            idle_ssl = calloc((size_t)opt.idle + 1, sizeof *idle_ssl);
+            if (!idle_ssl) die("out of memory");
+            res.idle_open = tls_setup(idle_fds, idle_ssl, res.idle_open, 1, setup_deadline);
+        }
+#endif
         if (res.fds_before >= 0) {
-            long n = wait_server_fds(res.fds_before + res.idle_open,
-                                     now_ns() + secs(opt.timeout));
-            res.idle_accepted = (int)(n - res.fds_before);
+            res.idle_accepted = (int)(accepted - res.fds_before);
             sleep_ns(secs(opt.settle));   /* let it finish setting them up */
             res.rss_idle_kb = server_rss_kb();
         } else {
@@ -501,6 +758,12 @@ static void run_echo(void) {
     conn_t *conns = calloc((size_t)opt.conns, sizeof *conns);
     if (!fds || !conns) die("out of memory");
     int n = open_connections(fds, opt.conns, now_ns() + secs(opt.timeout) + secs(10.0));
+#ifdef HAVE_OPENSSL
+    SSL **ssls = calloc((size_t)opt.conns, sizeof *ssls);
+    if (!ssls) die("out of memory");
+    if (opt.tls && n > 0)
+        n = tls_setup(fds, ssls, n, 0, now_ns() + secs(opt.timeout) + secs(10.0));
+#endif
     if (n == 0) {
         res.fatal = "could not open any connection";
         return;
@@ -509,6 +772,9 @@ static void run_echo(void) {
     for (int i = 0; i < n; i++) {
         conn_t *c = &conns[i];
         c->fd = fds[i];
+#ifdef HAVE_OPENSSL
+        c->ssl = ssls[i];
+#endif
         c->id = (uint32_t)i;
         c->alive = 1;
         n_alive++;
@@ -534,6 +800,13 @@ static void run_echo(void) {
             if (!c->alive) continue;
             if (evs[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) on_readable(c);
             if (c->alive && (evs[i].events & EPOLLOUT) && c->inflight) try_send(c);
+#ifdef HAVE_OPENSSL
+            /* TLS: a read that had to wait for writability goes on. */
+            if (c->alive && c->ssl && (evs[i].events & EPOLLOUT)) {
+                if (!c->inflight) set_out(c, 0);
+                on_readable(c);
+            }
+#endif
         }
         t = now_ns();
         if (phase == WARMUP && t >= window_start) {
@@ -572,12 +845,26 @@ static void run_echo(void) {
         if (r == 0 || (r < 0 && errno != EAGAIN)) res.idle_closed_by_server++;
         else if (r > 0) { res.unexpected_bytes++; res.errors++; }
     }
-    for (int i = 0; i < n; i++)
-        if (conns[i].alive) close(conns[i].fd);
-    for (int i = 0; i < res.idle_open; i++) close(idle_fds[i]);
+    for (int i = 0; i < n; i++) {
+        if (!conns[i].alive) continue;
+#ifdef HAVE_OPENSSL
+        if (conns[i].ssl) SSL_free(conns[i].ssl);
+#endif
+        close(conns[i].fd);
+    }
+    for (int i = 0; i < res.idle_open; i++) {
+#ifdef HAVE_OPENSSL
+        if (idle_ssl) SSL_free(idle_ssl[i]);
+#endif
+        close(idle_fds[i]);
+    }
     close(ep_main);
     free(fds);
     free(conns);
+#ifdef HAVE_OPENSSL
+    free(ssls);
+    free(idle_ssl);
+#endif
 }
 
 /* -- churn mode ------------------------------------------------------------------ */
@@ -587,12 +874,20 @@ typedef struct {
     size_t got;
     uint64_t t0, retry_at;
     unsigned char buf[256];
+#ifdef HAVE_OPENSSL
+    SSL *ssl;           /* --tls */
+    int stage;
+    uint32_t events;
+#endif
 } slot_t;
 
 static slot_t *slots;
 static size_t expect_len, message_len;
 
 static void slot_close(slot_t *s) {
+#ifdef HAVE_OPENSSL
+    if (s->ssl) { SSL_free(s->ssl); s->ssl = NULL; }
+#endif
     if (s->fd >= 0) close(s->fd);   /* close() also leaves the epoll set */
     s->fd = -1;
 }
@@ -712,6 +1007,165 @@ static void run_churn(void) {
     free(slots);
 }
 
+#ifdef HAVE_OPENSSL
+/* -- TLS handshake churn ------------------------------------------------------------ */
+
+enum { ST_HANDSHAKE, ST_ECHO, ST_SHUTDOWN };
+
+static void tls_slot_step(slot_t *s, uint32_t index);
+
+static void tls_slot_start(slot_t *s, uint32_t index, uint64_t t) {
+    slot_start(s, index, t);         /* connect; registered for EPOLLIN */
+    if (s->fd < 0) return;
+    set_nodelay(s->fd);              /* handshake flights go out at once */
+    s->ssl = tls_new(s->fd);
+    s->stage = ST_HANDSHAKE;
+    s->events = EPOLLIN;
+    tls_slot_step(s, index);         /* the ClientHello, or wait for the connect */
+}
+
+static void tls_slot_failed(slot_t *s, int io) {
+    if (io == 0 || errno == ECONNRESET || errno == EPIPE) res.conns_lost++;
+    else if (errno == ECONNREFUSED) res.connect_errors++;
+    else res.tls_failures++;
+    res.errors++;
+    slot_close(s);
+    s->retry_at = now_ns() + 1000000ull;
+}
+
+/* Take a slot as far as it can go without waiting. */
+static void tls_slot_step(slot_t *s, uint32_t index) {
+    int io = IO_FAIL;
+    for (int guard = 0; guard < 16; guard++) {
+        errno = 0;
+        if (s->stage == ST_HANDSHAKE) {
+            io = tls_result(s->ssl, SSL_do_handshake(s->ssl), "handshake");
+            if (io <= 0) break;
+            tls_note_session(s->ssl);
+            io = tls_result(s->ssl, SSL_write(s->ssl, opt.message, (int)message_len), "write");
+            if (io != (int)message_len) {     /* 18 bytes into an empty socket buffer */
+                tls_slot_failed(s, io);
+                return;
+            }
+            s->stage = ST_ECHO;
+        } else if (s->stage == ST_ECHO) {
+            io = tls_result(s->ssl, SSL_read(s->ssl, s->buf + s->got,
+                                             (int)(message_len - s->got + 16)), "read");
+            if (io <= 0) break;
+            s->got += (size_t)io;
+            if (s->got < message_len) continue;
+            if (s->got > message_len || memcmp(s->buf, opt.message, message_len) != 0) {
+                res.mismatches++;
+                res.errors++;
+            } else {
+                res.bytes_verified += message_len;
+            }
+            SSL_shutdown(s->ssl);      /* our close_notify */
+            ERR_clear_error();
+            s->stage = ST_SHUTDOWN;
+        } else {                       /* wait for the server's close_notify */
+            int r = SSL_read(s->ssl, s->buf, sizeof s->buf);
+            if (r > 0) {
+                res.unexpected_bytes += (uint64_t)r;
+                res.errors++;
+                continue;
+            }
+            int err = SSL_get_error(s->ssl, r);
+            if (err == SSL_ERROR_WANT_READ || err == SSL_ERROR_WANT_WRITE) {
+                io = err == SSL_ERROR_WANT_READ ? IO_WANT_READ : IO_WANT_WRITE;
+                break;
+            }
+            if (err != SSL_ERROR_ZERO_RETURN) {   /* EOF or reset without close_notify */
+                res.tls_unclean++;
+                ERR_clear_error();
+            }
+            uint64_t done = now_ns();
+            slot_close(s);
+            res.total_requests++;
+            if (phase == WINDOW) {
+                res.requests++;
+                record_latency(done - s->t0);
+            }
+            if (phase != DRAIN) tls_slot_start(s, index, done);
+            return;
+        }
+    }
+    if (io == IO_WANT_READ || io == IO_WANT_WRITE) {
+        uint32_t events = io_events(io);
+        if (events != s->events) {
+            struct epoll_event ev = {.events = events, .data.u32 = index};
+            epoll_ctl(ep_main, EPOLL_CTL_MOD, s->fd, &ev);
+            s->events = events;
+        }
+    } else if (io != IO_INTR) {
+        tls_slot_failed(s, io);
+    }
+}
+
+static void run_tls_churn(void) {
+    message_len = strlen(opt.message);
+    if (message_len == 0 || message_len > 200) die("--message must be 1..200 bytes");
+    slots = calloc((size_t)opt.conns, sizeof *slots);
+    if (!slots) die("out of memory");
+    ep_main = epoll_create1(EPOLL_CLOEXEC);
+    uint64_t t = now_ns();
+    for (int i = 0; i < opt.conns; i++) slots[i].fd = -1;
+    for (int i = 0; i < opt.conns; i++) tls_slot_start(&slots[i], (uint32_t)i, t);
+    uint64_t window_start = t + secs(opt.warmup), wstart = 0;
+    uint64_t drain_end = 0, next_scan = t + 100000000ull;
+    uint64_t timeout_ns = secs(opt.timeout);
+    uint64_t hard_end = t + secs(opt.warmup + opt.duration + opt.timeout + 5.0);
+    if (opt.warmup <= 0) {
+        phase = WINDOW;
+        window_open(&wstart);
+    }
+    struct epoll_event evs[MAX_EVENTS];
+    for (;;) {
+        int k = epoll_wait(ep_main, evs, MAX_EVENTS, 10);
+        for (int i = 0; i < k; i++) {
+            uint32_t index = evs[i].data.u32;
+            if (slots[index].fd >= 0) tls_slot_step(&slots[index], index);
+        }
+        t = now_ns();
+        if (phase == WARMUP && t >= window_start) {
+            window_open(&wstart);
+            phase = WINDOW;
+        } else if (phase == WINDOW && t >= wstart + secs(opt.duration)) {
+            window_close(wstart);
+            phase = DRAIN;
+            drain_end = t + timeout_ns;
+        }
+        if (t >= next_scan || phase == DRAIN) {
+            next_scan = t + 100000000ull;
+            int open = 0;
+            for (int i = 0; i < opt.conns; i++) {
+                slot_t *s = &slots[i];
+                if (s->fd >= 0 && t - s->t0 > timeout_ns) {
+                    res.timeouts++;
+                    res.errors++;
+                    slot_close(s);
+                    s->retry_at = t;
+                }
+                if (s->fd < 0 && phase != DRAIN && s->retry_at && t >= s->retry_at) {
+                    s->retry_at = 0;
+                    tls_slot_start(s, (uint32_t)i, t);
+                }
+                open += s->fd >= 0;
+            }
+            if (phase == DRAIN && (open == 0 || t >= drain_end)) break;
+        }
+        if (t >= hard_end) break;
+        if (res.errors > 100000) { res.fatal = "too many errors"; break; }
+    }
+    for (int i = 0; i < opt.conns; i++) {
+        if (slots[i].fd >= 0) { res.timeouts++; res.errors++; slot_close(&slots[i]); }
+    }
+    if (phase == WINDOW) window_close(wstart);
+    close(ep_main);
+    free(slots);
+}
+#endif
+
 /* -- main ------------------------------------------------------------------------- */
 
 static void usage(void) {
@@ -719,7 +1173,8 @@ static void usage(void) {
             "usage: loadgen (--port P [--host 127.0.0.1] | --unix PATH) [--mode echo|churn]\n"
             "               [--conns N] [--size BYTES] [--warmup S] [--duration S]\n"
             "               [--idle K] [--server-pid PID] [--cpu N] [--timeout S]\n"
-            "               [--settle S] [--message TEXT] [--expect TEXT] [--sources N]\n");
+            "               [--settle S] [--message TEXT] [--expect TEXT] [--sources N]\n"
+            "               [--tls 1]\n");
     exit(2);
 }
 
@@ -765,6 +1220,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--message")) opt.message = v;
         else if (!strcmp(a, "--expect")) opt.expect = v;
         else if (!strcmp(a, "--sources")) opt.sources = (int)num(v);
+        else if (!strcmp(a, "--tls")) opt.tls = (int)num(v) != 0;
         else usage();
     }
     if (opt.unix_path) opt.port = 1;   /* not used */
@@ -813,8 +1269,20 @@ int main(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     make_pattern(opt.size + PATTERN_SPAN);
-    if (opt.churn) run_churn();
-    else run_echo();
+    if (opt.tls) {
+#ifdef HAVE_OPENSSL
+        tls_init();
+        if (opt.churn) run_tls_churn();
+        else run_echo();
+#else
+        die("--tls: this load generator was built without OpenSSL "
+            "(build with -DHAVE_OPENSSL ... -lssl -lcrypto; Debian: apt-get install libssl-dev)");
+#endif
+    } else if (opt.churn) {
+        run_churn();
+    } else {
+        run_echo();
+    }
 
     double rps = res.window_s > 0 ? (double)res.requests / res.window_s : 0.0;
     double mean = 0.0;
@@ -857,6 +1325,18 @@ int main(int argc, char **argv) {
     printf(", \"server_rss_kb_before_idle\": %ld, \"server_rss_kb_with_idle\": %ld"
            ", \"server_fds_before_idle\": %ld",
            res.rss_before_kb, res.rss_idle_kb, res.fds_before);
+    printf(", \"tls\": %s, \"tls_handshakes\": %llu, \"tls_resumed\": %llu"
+           ", \"tls_failures\": %llu, \"tls_unclean_closes\": %llu, ",
+           opt.tls ? "true" : "false", (unsigned long long)res.tls_handshakes,
+           (unsigned long long)res.tls_resumed, (unsigned long long)res.tls_failures,
+           (unsigned long long)res.tls_unclean);
+    json_string("tls_version", tls_version);
+    printf(", ");
+    json_string("tls_cipher", tls_cipher);
+    printf(", ");
+    json_string("tls_group", tls_group);
+    printf(", ");
+    json_string("tls_error", tls_error);
     printf(", \"fatal\": ");
     if (res.fatal) { printf("\""); printf("%s", res.fatal); printf("\""); }
     else printf("null");

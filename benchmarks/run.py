@@ -13,7 +13,12 @@ to one core and the client to another:
   sizes, and once more with 10,000 idle connections held open;
 * connection churn with the ``ack`` conversation;
 * timers: schedule and cancel 1,000,000 in-process;
-* memory per idle connection (from the idle echo run).
+* memory per idle connection (from the idle echo run);
+* TLS: echo 50 x 1 KiB over TLS, the same with 1,000 idle TLS connections
+  (memory per idle TLS connection), and TLS handshake churn (full
+  handshakes per second), for reactor, asyncio-Protocol and uvloop; with a
+  certificate made by the ``openssl`` command and a load generator built
+  against OpenSSL (skipped, with a note, where either is missing).
 
 The headline figure is the server's CPU time per request (utime+stime from
 /proc/PID/stat over the measured window, divided by the requests served in
@@ -35,6 +40,7 @@ import platform
 import resource
 import shutil
 import signal
+import ssl
 import statistics
 import subprocess
 import sys
@@ -68,13 +74,15 @@ class EchoWorkload:
     size: int
     idle: int = 0
     unix: bool = False                # over a Unix socket instead of TCP
+    tls: bool = False                 # TLS over every connection (idle ones too)
 
     @property
     def label(self) -> str:
         text = f"{self.conns} x {format_size(self.size)}"
         if self.unix:
             text += ", Unix socket"
-        return text + (f" + {self.idle:,} idle" if self.idle else "")
+        text += f" + {self.idle:,} idle" if self.idle else ""
+        return "TLS " + text if self.tls else text
 
 
 @dataclass(frozen=True)
@@ -89,6 +97,7 @@ class Config:
     churn_servers: Tuple[str, ...]
     timers: int                       # call_later + cancel pairs
     timer_impls: Tuple[str, ...] = ("reactor", "asyncio")
+    tls_churn_conns: int = 0          # TLS handshake churn: connections in flight (0: none)
     settle: float = 0.3               # seconds after the idle connections are accepted
     timeout: float = 5.0              # per request / connection; also the drain bound
 
@@ -101,18 +110,23 @@ FULL = Config(
     name="full", rounds=3, warmup=0.5, duration=3.0,
     echo=(EchoWorkload("1k", 50, 1024), EchoWorkload("16k", 10, 16384),
           EchoWorkload("64b", 500, 64), EchoWorkload("1k-idle", 50, 1024, idle=10_000),
-          EchoWorkload("1k-unix", 50, 1024, unix=True)),
+          EchoWorkload("1k-unix", 50, 1024, unix=True),
+          EchoWorkload("tls-1k", 50, 1024, tls=True),
+          EchoWorkload("tls-1k-idle", 50, 1024, idle=1_000, tls=True)),
     echo_servers=ALL_ECHO_SERVERS,
-    churn_conns=50, churn_servers=ALL_CHURN_SERVERS, timers=1_000_000)
+    churn_conns=50, churn_servers=ALL_CHURN_SERVERS, timers=1_000_000, tls_churn_conns=50)
 
 QUICK = Config(
     name="quick", rounds=1, warmup=0.1, duration=0.5,
     echo=(EchoWorkload("1k", 4, 1024), EchoWorkload("16k", 2, 16384),
           EchoWorkload("64b", 8, 64), EchoWorkload("1k-idle", 4, 1024, idle=200),
-          EchoWorkload("1k-unix", 4, 1024, unix=True)),
+          EchoWorkload("1k-unix", 4, 1024, unix=True),
+          # One TLS echo run (its active connections stand for "tls-1k") and
+          # TLS churn: the TLS rows add about four seconds.
+          EchoWorkload("tls-1k-idle", 4, 1024, idle=100, tls=True)),
     echo_servers=("reactor", "asyncio-protocol", "c-epoll"),
     churn_conns=4, churn_servers=("reactor", "asyncio-protocol"), timers=1_000,
-    settle=0.1)
+    settle=0.1, tls_churn_conns=4)
 
 #: The echo workloads the targets speak of ("each of the three").
 PLAIN_ECHO = ("1k", "16k", "64b")
@@ -120,6 +134,17 @@ PLAIN_ECHO = ("1k", "16k", "64b")
 #: The servers that can serve a Unix socket (asyncio's create_unix_server is
 #: the peer; uvloop implements it too).
 UNIX_ECHO_SERVERS = ("reactor", "asyncio-protocol", "uvloop")
+
+#: The servers that run the TLS rows (echo and handshake churn), each with
+#: its ``ssl=`` server context.
+TLS_SERVERS = ("reactor", "asyncio-protocol", "uvloop")
+
+#: What the TLS rows need, said in the note when they are skipped.
+NO_OPENSSL_COMMAND = ("the openssl command is missing (it makes the certificate): "
+                      "apt-get install openssl")
+NO_OPENSSL_HEADERS = ("the OpenSSL headers are missing, so the load generator has no TLS "
+                      "mode: apt-get install libssl-dev (Debian, Ubuntu; openssl-devel on "
+                      "Fedora)")
 
 
 class BenchError(Exception):
@@ -234,6 +259,7 @@ def machine_info(cpus: Tuple[Optional[int], Optional[int]]) -> Dict[str, Any]:
         "compiler": cc_version,
         "uvloop": module_version("uvloop"),
         "twisted": module_version("twisted"),
+        "openssl": ssl.OPENSSL_VERSION,
         "loadavg_at_start": load,
         "nofile_limit": nofile_limit(),
     }
@@ -246,10 +272,16 @@ def machine_info(cpus: Tuple[Optional[int], Optional[int]]) -> Dict[str, Any]:
 class Tools:
     loadgen: str
     epoll_echo: str
+    #: The load generator with its TLS mode (built against OpenSSL), or None
+    #: with the reason in ``tls_problem``.
+    loadgen_tls: Optional[str] = None
+    tls_problem: Optional[str] = None
 
 
 def build(build_dir: Path) -> Tools:
-    """Compile the C load generator and C echo server into ``build_dir``."""
+    """Compile the C load generator and C echo server into ``build_dir``,
+    and the load generator once more with OpenSSL (``loadgen-tls``) where
+    its headers are installed."""
     compiler = find_compiler()
     if compiler is None:
         raise BenchError("no C compiler found (set CC, or install cc/gcc/clang)")
@@ -263,14 +295,48 @@ def build(build_dir: Path) -> Tools:
         if result.returncode != 0:
             raise BenchError(f"{source.name} did not compile:\n{result.stderr}")
         built[name] = str(exe)
+    exe = build_dir / "loadgen-tls"
+    result = subprocess.run([compiler, "-O2", "-Wall", "-DHAVE_OPENSSL", "-o", str(exe),
+                             str(HERE / "loadgen.c"), "-lssl", "-lcrypto"],
+                            capture_output=True, text=True, timeout=120)
+    if result.returncode == 0:
+        built["loadgen_tls"] = str(exe)
+    elif "openssl/" in result.stderr and ("No such file" in result.stderr
+                                          or "not found" in result.stderr):
+        built["tls_problem"] = NO_OPENSSL_HEADERS
+    else:
+        first = next((line for line in result.stderr.splitlines() if "error" in line),
+                     result.stderr.strip()[:300])
+        built["tls_problem"] = f"loadgen.c did not build with OpenSSL: {first}"
     return Tools(**built)
+
+
+def make_certificate(directory: Path) -> Tuple[str, str]:
+    """A self-signed ECDSA P-256 certificate for ``localhost``, and its key,
+    made with the ``openssl`` command (the TLS servers load it; the load
+    generator checks nothing)."""
+    cert, key = directory / "tls-cert.pem", directory / "tls-key.pem"
+    try:
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2",
+                        "-subj", "/CN=localhost", "-keyout", str(key), "-out", str(cert)],
+                       check=True, capture_output=True, timeout=60)
+    except subprocess.CalledProcessError as exc:
+        raise BenchError(f"openssl could not make the certificate: "
+                         f"{exc.stderr.decode('utf-8', 'replace').strip()[-500:]}")
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise BenchError(f"openssl could not make the certificate: {exc}")
+    return str(cert), str(key)
 
 
 # -- the servers ---------------------------------------------------------------
 
 
-def echo_command(server: str, tools: Tools, unix: Optional[str] = None) -> List[str]:
+def echo_command(server: str, tools: Tools, unix: Optional[str] = None,
+                 tls: Optional[Tuple[str, str]] = None) -> List[str]:
     py = sys.executable
+    if tls is not None:  # (certificate, key): the same servers with ssl=
+        return echo_command(server, tools, unix) + ["--tls-cert", tls[0], "--tls-key", tls[1]]
     if unix is not None:
         cmd = {"reactor": [py, str(SERVERS / "reactor_echo.py"), "--idle-timeout", "30"],
                "asyncio-protocol": [py, str(SERVERS / "asyncio_echo.py")],
@@ -400,14 +466,22 @@ class Context:
     #: Each run waits for the kernel's TCP sockets in use to come down to
     #: this (the count when the suite began, plus a margin); see settle().
     quiet_sockets: Optional[int] = None
+    #: The TLS servers' certificate and key files, when the TLS rows run.
+    tls: Optional[Tuple[str, str]] = None
 
 
-def run_loadgen(ctx: Context, server: ServerProcess, args: List[str], budget: float
-                ) -> Dict[str, Any]:
+def run_loadgen(ctx: Context, server: ServerProcess, args: List[str], budget: float,
+                tls: bool = False) -> Dict[str, Any]:
     cfg = ctx.cfg
     where = (["--unix", server.path] if server.path
              else ["--host", HOST, "--port", str(server.port)])
-    cmd = [ctx.tools.loadgen, *where,
+    loadgen = ctx.tools.loadgen
+    if tls:
+        if ctx.tools.loadgen_tls is None:
+            raise BenchError(ctx.tools.tls_problem or "no TLS load generator")
+        loadgen = ctx.tools.loadgen_tls
+        args = [*args, "--tls", "1"]
+    cmd = [loadgen, *where,
            "--warmup", str(cfg.warmup), "--duration", str(cfg.duration),
            "--timeout", str(cfg.timeout), "--settle", str(cfg.settle),
            "--server-pid", str(server.pid), *args]
@@ -454,9 +528,11 @@ def _problems(data: Dict[str, Any], expected_bytes: int) -> List[str]:
     if data.get("fatal"):
         problems.append(str(data["fatal"]))
     for key in ("errors", "mismatches", "unexpected_bytes", "timeouts", "connect_errors",
-                "conns_lost"):
+                "conns_lost", "tls_failures", "tls_resumed"):
         if data.get(key):
             problems.append(f"{key}={data[key]}")
+    if data.get("tls_error"):
+        problems.append(f"TLS: {data['tls_error']}")
     if not data.get("requests"):
         problems.append("no request completed in the window")
     if data.get("bytes_verified") != expected_bytes:
@@ -505,15 +581,20 @@ def run_echo(ctx: Context, server: str, wl: EchoWorkload, rnd: int, idle: int
     settle(ctx.quiet_sockets)
     unix = str(ctx.log_dir / f"{name}.sock") if wl.unix else None
     try:
-        with ServerProcess(echo_command(server, ctx.tools, unix), ctx.log_dir, name,
-                           ctx.server_cpu) as proc:
+        if wl.tls and ctx.tls is None:
+            raise BenchError("no certificate for the TLS servers")
+        with ServerProcess(echo_command(server, ctx.tools, unix, ctx.tls if wl.tls else None),
+                           ctx.log_dir, name, ctx.server_cpu) as proc:
             record["server_pid"] = proc.pid
             data = run_loadgen(ctx, proc, ["--mode", "echo", "--conns", str(wl.conns),
-                                           "--size", str(wl.size), "--idle", str(idle)], budget)
+                                           "--size", str(wl.size), "--idle", str(idle)], budget,
+                               tls=wl.tls)
     except BenchError as exc:
         record["error"] = str(exc)
         return record
     record["loadgen"] = data
+    if wl.tls:
+        record["tls"] = _tls_description(data)
     window = data.get("window_s", 0.0)
     record["rps"] = data.get("rps")
     record["cpu_us_per_request"] = _per_request_us(data)
@@ -568,6 +649,55 @@ def run_churn(ctx: Context, server: str, rnd: int) -> Dict[str, Any]:
     record["p50_us"] = data["latency_us"]["p50"]
     record["p99_us"] = data["latency_us"]["p99"]
     problems = _problems(data, data.get("total_requests", 0) * len(ACK))
+    record["ok"] = not problems
+    if problems:
+        record["error"] = "; ".join(problems)
+    return record
+
+
+def _tls_description(data: Dict[str, Any]) -> str:
+    """What was negotiated, e.g. ``TLSv1.3 TLS_AES_256_GCM_SHA384 x25519``."""
+    return " ".join(str(data[k]) for k in ("tls_version", "tls_cipher", "tls_group")
+                    if data.get(k))
+
+
+def run_tls_churn(ctx: Context, server: str, rnd: int) -> Dict[str, Any]:
+    """TLS handshake churn against the TLS echo server: connect, full
+    handshake, one short echo, close_notify both ways, close."""
+    cfg = ctx.cfg
+    record: Dict[str, Any] = {"kind": "tls-churn", "server": server, "round": rnd,
+                              "conns": cfg.tls_churn_conns, "ok": False}
+    name = f"tls-churn-{server}-r{rnd}"
+    budget = cfg.warmup + cfg.duration + 3 * cfg.timeout + 30
+    settle(ctx.quiet_sockets)
+    try:
+        if ctx.tls is None:
+            raise BenchError("no certificate for the TLS servers")
+        with ServerProcess(echo_command(server, ctx.tools, tls=ctx.tls), ctx.log_dir, name,
+                           ctx.server_cpu) as proc:
+            record["server_pid"] = proc.pid
+            data = run_loadgen(ctx, proc, ["--mode", "churn", "--conns",
+                                           str(cfg.tls_churn_conns), "--message", ACK_MESSAGE,
+                                           "--sources", str(CHURN_SOURCES)], budget, tls=True)
+    except BenchError as exc:
+        record["error"] = str(exc)
+        return record
+    record["loadgen"] = data
+    record["tls"] = _tls_description(data)
+    window = data.get("window_s", 0.0)
+    record["cps"] = data.get("rps")
+    record["cpu_us_per_conn"] = _per_request_us(data)
+    record["server_cpu_util"] = _utilisation(data.get("server_cpu_s"), window)
+    record["client_cpu_util"] = _utilisation(data.get("client_cpu_s"), window)
+    record["background_cpu"] = _background(data, window)
+    record["p50_us"] = data["latency_us"]["p50"]
+    record["p99_us"] = data["latency_us"]["p99"]
+    #: Servers that closed without their close_notify (reported, not a failure).
+    record["unclean_closes"] = data.get("tls_unclean_closes", 0)
+    problems = _problems(data, data.get("total_requests", 0) * len(ACK_MESSAGE))
+    if data.get("tls_handshakes", 0) < data.get("total_requests", 0):
+        problems.append(f"tls_handshakes={data.get('tls_handshakes')} < connections "
+                        f"{data.get('total_requests')}")
     record["ok"] = not problems
     if problems:
         record["error"] = "; ".join(problems)
@@ -635,8 +765,21 @@ def rotate(items: Sequence[str], by: int) -> List[str]:
 
 
 def servers_for(wl: EchoWorkload, echo_servers: Sequence[str]) -> List[str]:
-    """The servers that run ``wl``: for a Unix socket, those that can."""
-    return [s for s in echo_servers if not wl.unix or s in UNIX_ECHO_SERVERS]
+    """The servers that run ``wl``: for a Unix socket or TLS, those that can."""
+    return [s for s in echo_servers if (not wl.unix or s in UNIX_ECHO_SERVERS)
+            and (not wl.tls or s in TLS_SERVERS)]
+
+
+def tls_churn_servers(cfg: Config, echo_servers: Sequence[str]) -> List[str]:
+    """The servers that run TLS handshake churn (none if ``cfg`` has none)."""
+    return [s for s in echo_servers if s in TLS_SERVERS] if cfg.tls_churn_conns else []
+
+
+def tls_unavailable(tools: Tools) -> Optional[str]:
+    """Why the TLS rows cannot run here, or None if they can."""
+    if shutil.which("openssl") is None:
+        return NO_OPENSSL_COMMAND
+    return tools.tls_problem if tools.loadgen_tls is None else None
 
 
 def run_suite(cfg: Config, out_dir: Path, build_dir: Path,
@@ -648,11 +791,17 @@ def run_suite(cfg: Config, out_dir: Path, build_dir: Path,
     cpus = pick_cpus()
     machine = machine_info(cpus)
     out_dir.mkdir(parents=True, exist_ok=True)
+    notes = []
+    no_tls = tls_unavailable(tools)
+    if no_tls is not None and (cfg.tls_churn_conns or any(wl.tls for wl in cfg.echo)):
+        notes.append(f"TLS rows skipped: {no_tls}")
+        cfg = dataclasses.replace(cfg, echo=tuple(wl for wl in cfg.echo if not wl.tls),
+                                  tls_churn_conns=0)
     echo_servers = [s for s in cfg.echo_servers if available(s)]
     churn_servers = [s for s in cfg.churn_servers if available(s)]
     skipped = sorted({s for s in cfg.echo_servers + cfg.churn_servers if not available(s)})
     idle_of = {wl.key: feasible_idle(wl.idle, wl.conns) for wl in cfg.echo}
-    notes = []
+    tls_churn = tls_churn_servers(cfg, echo_servers)
     for wl in cfg.echo:
         if wl.idle and idle_of[wl.key] < wl.idle:
             notes.append(f"{wl.label}: only {idle_of[wl.key]:,} idle connections are possible "
@@ -661,13 +810,18 @@ def run_suite(cfg: Config, out_dir: Path, build_dir: Path,
     for name in skipped:
         notes.append(f"{name} is not installed: pip install '.[bench]'")
     steps = cfg.rounds * (sum(len(servers_for(wl, echo_servers)) for wl in cfg.echo)
-                          + len(churn_servers) + len(cfg.timer_impls))
+                          + len(churn_servers) + len(tls_churn) + len(cfg.timer_impls))
     bar = Progress(steps, progress)
     records: List[Dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="reactor-bench-logs-") as logs:
         in_use = tcp_sockets_in_use()
         ctx = Context(cfg, tools, Path(logs), cpus[0], cpus[1],
                       None if in_use is None else in_use + 200)
+        if tls_churn or any(wl.tls for wl in cfg.echo):
+            try:
+                ctx.tls = make_certificate(Path(logs))
+            except BenchError as exc:  # the TLS runs then fail, each saying so
+                notes.append(str(exc))
         try:
             for rnd in range(1, cfg.rounds + 1):
                 for wl in cfg.echo:
@@ -678,12 +832,16 @@ def run_suite(cfg: Config, out_dir: Path, build_dir: Path,
                     bar.step(f"round {rnd}/{cfg.rounds}  "
                              f"{f'ack churn, {cfg.churn_conns} at a time':<32} {server}")
                     records.append(run_churn(ctx, server, rnd))
+                for server in rotate(tls_churn, rnd - 1):
+                    bar.step(f"round {rnd}/{cfg.rounds}  "
+                             f"{f'TLS churn, {cfg.tls_churn_conns} at a time':<32} {server}")
+                    records.append(run_tls_churn(ctx, server, rnd))
                 for impl in rotate(cfg.timer_impls, rnd - 1):
                     bar.step(f"round {rnd}/{cfg.rounds}  {f'timers x {cfg.timers:,}':<32} {impl}")
                     records.append(run_timers(ctx, impl, rnd))
         finally:
             bar.finish()
-    summary = summarize(cfg, records, echo_servers, churn_servers)
+    summary = summarize(cfg, records, echo_servers, churn_servers, tls_churn)
     targets = evaluate_targets(cfg, records, summary)
     results: Dict[str, Any] = {
         "suite": "reactor benchmarks",
@@ -734,7 +892,7 @@ def _stats(records: List[Dict[str, Any]], keys: Sequence[str]) -> Dict[str, Any]
 
 
 def summarize(cfg: Config, records: List[Dict[str, Any]], echo_servers: Sequence[str],
-              churn_servers: Sequence[str]) -> Dict[str, Any]:
+              churn_servers: Sequence[str], tls_churn: Sequence[str] = ()) -> Dict[str, Any]:
     echo: Dict[str, Any] = {}
     for wl in cfg.echo:
         rows = {}
@@ -753,7 +911,7 @@ def summarize(cfg: Config, records: List[Dict[str, Any]], echo_servers: Sequence
                     {"kind": "echo", "workload": wl.key, "server": BASELINE}))
             rows[server] = row
         echo[wl.key] = {"label": wl.label, "conns": wl.conns, "size": wl.size,
-                        "idle": wl.idle, "servers": rows}
+                        "idle": wl.idle, "tls": wl.tls, "servers": rows}
     churn = {}
     for server in churn_servers:
         row = _stats(_find(records, kind="churn", server=server),
@@ -765,6 +923,18 @@ def summarize(cfg: Config, records: List[Dict[str, Any]], echo_servers: Sequence
                                          {"kind": "churn", "server": server},
                                          {"kind": "churn", "server": BASELINE}))
         churn[server] = row
+    tls_churn_rows = {}
+    for server in tls_churn:
+        recs = _find(records, kind="tls-churn", server=server)
+        row = _stats(recs, ("cps", "cpu_us_per_conn", "server_cpu_util", "client_cpu_util",
+                            "p50_us", "p99_us"))
+        row["cps_ratio"] = median(paired(records, "cps", {"kind": "tls-churn", "server": server},
+                                         {"kind": "tls-churn", "server": BASELINE}))
+        row["cpu_ratio"] = median(paired(records, "cpu_us_per_conn",
+                                         {"kind": "tls-churn", "server": server},
+                                         {"kind": "tls-churn", "server": BASELINE}))
+        row["unclean_closes"] = sum(r.get("unclean_closes") or 0 for r in recs)
+        tls_churn_rows[server] = row
     timers = {}
     for impl in cfg.timer_impls:
         row = _stats(_find(records, kind="timers", impl=impl), ("us_per_pair",))
@@ -773,7 +943,9 @@ def summarize(cfg: Config, records: List[Dict[str, Any]], echo_servers: Sequence
         timers[impl] = row
     background = [r["background_cpu"] for r in records
                   if r.get("ok") and r.get("background_cpu") is not None]
-    return {"echo": echo, "churn": churn, "timers": timers,
+    tls = sorted({r["tls"] for r in records if r.get("ok") and r.get("tls")})
+    return {"echo": echo, "churn": churn, "tls_churn": tls_churn_rows, "tls": tls,
+            "timers": timers,
             "background_cpu": {"median": median(background),
                                "max": max(background) if background else None}}
 
@@ -810,7 +982,7 @@ def evaluate_targets(cfg: Config, records: List[Dict[str, Any]],
         add(f"echo {labels[wl]}: CPU/request, reactor / C epoll floor",
             paired(records, cpu, echo(wl, "reactor"), echo(wl, "c-epoll")),
             "<= 1.25x", lambda v: v <= 1.25)
-    idle = next((wl for wl in cfg.echo if wl.idle), None)
+    idle = next((wl for wl in cfg.echo if wl.idle and not wl.tls), None)
     if idle is not None:
         add(f"echo {idle.label}: reactor CPU/request with idle / without",
             paired(records, "cpu_us_per_request", echo(idle.key, "reactor"),
@@ -820,6 +992,13 @@ def evaluate_targets(cfg: Config, records: List[Dict[str, Any]],
             [r["kib_per_idle_conn"] for r in _find(records, ok=True, **echo(idle.key, "reactor"))
              if r.get("kib_per_idle_conn") is not None],
             "<= 0.75 KiB", lambda v: v <= 0.75, unit=" KiB")
+    # Without idle connections where that ran (quick mode has only the idle one).
+    tls = next((wl for wl in sorted(cfg.echo, key=lambda wl: wl.idle) if wl.tls), None)
+    if tls is not None:
+        add(f"echo {tls.label}: CPU/request, reactor / asyncio-Protocol",
+            paired(records, "cpu_us_per_request", echo(tls.key, "reactor"),
+                   echo(tls.key, BASELINE)),
+            "<= 1.0x", lambda v: v <= 1.0)
     churn = {"kind": "churn"}
     add("ack churn: connections/s, reactor / asyncio-Protocol",
         paired(records, "cps", dict(churn, server="reactor"), dict(churn, server=BASELINE)),
@@ -869,6 +1048,10 @@ def format_table(results: Dict[str, Any]) -> str:
                     if m.get("loadavg_at_start") else ""))
     for note in results.get("notes", []):
         lines.append(f"note: {note}")
+    if summary.get("tls"):
+        lines.append(f"TLS: {', '.join(summary['tls'])}, ECDSA P-256 certificate"
+                     + (f"; servers on {m['openssl']}" if m.get("openssl") else "")
+                     + "; the client resumes no session")
     bg = summary.get("background_cpu", {})
     if bg.get("median") is not None:
         lines.append(f"background: other processes used {bg['median'] * 100:.0f}% of a core "
@@ -879,7 +1062,7 @@ def format_table(results: Dict[str, Any]) -> str:
     lines.append("")
     lines.append("Echo: server CPU time per request; ratio = that / asyncio-Protocol's in the "
                  "same round (lower is better)")
-    head = (f"{'workload':<26} {'server':<17} {'req/s':>9} {'CPU us/req':>10} {'ratio':>7} "
+    head = (f"{'workload':<28} {'server':<17} {'req/s':>9} {'CPU us/req':>10} {'ratio':>7} "
             f"{'srv CPU':>7} {'cli CPU':>7} {'p50 us':>8} {'p99 us':>8}")
     lines.append(head)
     lines.append("-" * len(head))
@@ -887,7 +1070,7 @@ def format_table(results: Dict[str, Any]) -> str:
         first = True
         for server, row in wl["servers"].items():
             lines.append(
-                f"{wl['label'] if first else '':<26} {server:<17} {_num(row['rps'], ',.0f'):>9} "
+                f"{wl['label'] if first else '':<28} {server:<17} {_num(row['rps'], ',.0f'):>9} "
                 f"{_num(row['cpu_us_per_request'], '.2f'):>10} "
                 f"{_x(row['ratio']):>7} "
                 f"{_pct(row['server_cpu_util']):>7} {_pct(row['client_cpu_util']):>7} "
@@ -914,6 +1097,27 @@ def format_table(results: Dict[str, Any]) -> str:
                 f"{_num(row['p50_us'], '.0f'):>8} {_num(row['p99_us'], '.0f'):>8}"
                 + _failed(row))
 
+    tls_churn = summary.get("tls_churn")
+    if tls_churn:
+        lines.append("")
+        lines.append(f"TLS handshake churn (connect, full handshake, one 18-byte echo, "
+                     f"close_notify both ways, close), {cfg['tls_churn_conns']} at a time")
+        head = (f"{'server':<17} {'conn/s':>9} {'ratio':>7} {'CPU us/conn':>11} "
+                f"{'CPU ratio':>9} {'srv CPU':>7} {'cli CPU':>7} {'p50 us':>8} {'p99 us':>8}")
+        lines.append(head)
+        lines.append("-" * len(head))
+        for server, row in tls_churn.items():
+            unclean = row.get("unclean_closes")
+            lines.append(
+                f"{server:<17} {_num(row['cps'], ',.0f'):>9} "
+                f"{_x(row['cps_ratio']):>7} "
+                f"{_num(row['cpu_us_per_conn'], '.1f'):>11} "
+                f"{_x(row['cpu_ratio']):>9} "
+                f"{_pct(row['server_cpu_util']):>7} {_pct(row['client_cpu_util']):>7} "
+                f"{_num(row['p50_us'], '.0f'):>8} {_num(row['p99_us'], '.0f'):>8}"
+                + (f"  ({unclean} closed without close_notify)" if unclean else "")
+                + _failed(row))
+
     timers = summary["timers"]
     if timers:
         lines.append("")
@@ -927,13 +1131,19 @@ def format_table(results: Dict[str, Any]) -> str:
                          f"{_x(row['ratio']):>7}"
                          + _failed(row))
 
-    idle = next((wl for wl in summary["echo"].values() if wl["idle"]), None)
-    if idle is not None:
-        accepted = results.get("idle_connections", {})
-        count = next(iter(accepted.values()), idle["idle"]) if accepted else idle["idle"]
+    accepted = results.get("idle_connections", {})
+    for key, idle in summary["echo"].items():
+        if not idle["idle"]:
+            continue
+        count = accepted.get(key, idle["idle"])
         lines.append("")
-        lines.append(f"Memory per idle connection: server RSS growth / {count:,} idle "
-                     f"connections (ratio = that / asyncio-Protocol's)")
+        if idle.get("tls"):
+            lines.append(f"Memory per idle TLS connection: server RSS growth / {count:,} idle "
+                         f"TLS connections, each after its handshake and one 16-byte echo "
+                         f"(ratio = that / asyncio-Protocol's)")
+        else:
+            lines.append(f"Memory per idle connection: server RSS growth / {count:,} idle "
+                         f"connections (ratio = that / asyncio-Protocol's)")
         head = f"{'server':<17} {'KiB/conn':>9} {'ratio':>7}"
         lines.append(head)
         lines.append("-" * len(head))
@@ -972,14 +1182,19 @@ def _panels(results: Dict[str, Any]) -> Iterator[Tuple[str, List[Tuple[str, Opti
     if summary["churn"]:
         yield ("Ack churn: connections/s / asyncio-Protocol (higher is better)",
                [(s, row["cps_ratio"]) for s, row in summary["churn"].items()])
+    if summary.get("tls_churn"):
+        yield ("TLS handshake churn: server CPU time per connection / asyncio-Protocol "
+               "(lower is better)",
+               [(s, row["cpu_ratio"]) for s, row in summary["tls_churn"].items()])
     if summary["timers"]:
         yield ("Timers: time per call_later + cancel / asyncio (lower is better)",
                [(s, row["ratio"]) for s, row in summary["timers"].items()])
-    idle = next((wl for wl in summary["echo"].values() if wl["idle"]), None)
-    if idle is not None:
-        yield ("Memory per idle connection / asyncio-Protocol (lower is better)",
-               [(s, row.get("kib_ratio")) for s, row in idle["servers"].items()
-                if s != "c-epoll"])
+    for idle in summary["echo"].values():
+        if idle["idle"]:
+            yield (f"Memory per idle {'TLS ' if idle.get('tls') else ''}connection / "
+                   f"asyncio-Protocol (lower is better)",
+                   [(s, row.get("kib_ratio")) for s, row in idle["servers"].items()
+                    if s != "c-epoll"])
 
 
 def render_svg(results: Dict[str, Any]) -> str:
@@ -1037,7 +1252,7 @@ def render_svg(results: Dict[str, Any]) -> str:
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        description="Run the reactor benchmark suite: echo, churn, timers, memory.")
+        description="Run the reactor benchmark suite: echo, churn, timers, memory, TLS.")
     parser.add_argument("--quick", action="store_true",
                         help="tiny sizes, one round, reactor + asyncio + C floor only")
     parser.add_argument("--rounds", type=int, help="rounds (default: 3, quick: 1)")

@@ -1,11 +1,14 @@
 """Echo server on asyncio: the benchmarks' baselines.
 
-    python asyncio_echo.py [--streams] [--uvloop] [--host 127.0.0.1] [--port 0]
+    python asyncio_echo.py [--streams] [--uvloop] [--host 127.0.0.1] [--port 0 | --unix PATH]
+                           [--tls-cert CERT --tls-key KEY]
 
 Default: an ``asyncio.Protocol`` whose ``data_received`` writes the data
 back (the baseline every ratio is taken against).  ``--streams``: the same
 with ``asyncio.start_server`` (StreamReader/StreamWriter, one task per
 connection).  ``--uvloop``: the same code on uvloop's event loop.
+``--tls-cert``/``--tls-key``: serve TLS, a server ``SSLContext`` with
+that certificate chain given to the server as ``ssl=``.
 
 Prints ``Socket port N`` first, then one line per accepted and per closed
 connection, as ``python -m reactor serve echo`` does.  No idle timeout.
@@ -15,6 +18,7 @@ SIGTERM or SIGINT stops it.
 import argparse
 import asyncio
 import signal
+import ssl
 
 
 def log(line: str) -> None:
@@ -63,7 +67,13 @@ def main() -> None:
     parser.add_argument("--streams", action="store_true")
     parser.add_argument("--uvloop", action="store_true")
     parser.add_argument("--unix", default=None, help="serve this Unix socket instead")
+    parser.add_argument("--tls-cert", help="serve TLS with this certificate (PEM)")
+    parser.add_argument("--tls-key", help="and this private key (PEM)")
     args = parser.parse_args()
+    context = None
+    if args.tls_cert:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(args.tls_cert, args.tls_key)
     if args.uvloop:
         import uvloop
         loop = uvloop.new_event_loop()
@@ -71,11 +81,13 @@ def main() -> None:
         loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     if args.unix:
-        start = loop.create_unix_server(EchoProtocol, args.unix, backlog=100)
+        start = loop.create_unix_server(EchoProtocol, args.unix, ssl=context, backlog=100)
     elif args.streams:
-        start = asyncio.start_server(handle_stream, args.host, args.port, backlog=100)
+        start = asyncio.start_server(handle_stream, args.host, args.port, ssl=context,
+                                     backlog=100)
     else:
-        start = loop.create_server(EchoProtocol, args.host, args.port, backlog=100)
+        start = loop.create_server(EchoProtocol, args.host, args.port, ssl=context,
+                                   backlog=100)
     server = loop.run_until_complete(start)
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, loop.stop)

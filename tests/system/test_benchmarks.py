@@ -1,13 +1,16 @@
 """The benchmark suite (benchmarks/run.py) at tiny sizes, so that it cannot rot.
 
 Quick mode: one round of half-second windows, only our server, asyncio and
-the C floor, a few connections, 200 idle ones, 1,000 timers.  Outputs go to
-a temporary directory.  Skipped only when there is no C compiler to build
-the load generator with.
+the C floor, a few connections, 200 idle ones, 1,000 timers, and the TLS
+rows (echo with 100 idle TLS connections, handshake churn) where the
+openssl command and the OpenSSL headers are installed (.ci/run installs
+both).  Outputs go to a temporary directory.  Skipped only when there is no
+C compiler to build the load generator with.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -63,8 +66,13 @@ def test_quick_suite_measures_every_server_and_writes_its_results(
 
     # Every run happened, and no server outlived its run.
     cfg = bench.QUICK
+    no_tls = bench.tls_unavailable(tools)
+    if no_tls is not None:
+        cfg = dataclasses.replace(cfg, echo=tuple(wl for wl in cfg.echo if not wl.tls),
+                                  tls_churn_conns=0)
     assert len(records) == sum(len(bench.servers_for(wl, cfg.echo_servers)) for wl in cfg.echo) \
-        + len(cfg.churn_servers) + len(cfg.timer_impls)
+        + len(cfg.churn_servers) + len(bench.tls_churn_servers(cfg, cfg.echo_servers)) \
+        + len(cfg.timer_impls)
     failed = [(r["kind"], r.get("workload"), r.get("server"), r.get("error"))
               for r in records if not r["ok"]]
     assert not failed
@@ -82,6 +90,7 @@ def test_quick_suite_measures_every_server_and_writes_its_results(
         assert lg["bytes_verified"] == lg["total_requests"] * r["size"] > 0
         assert r["cpu_us_per_request"] > 0
         assert lg["latency_us"]["p50"] <= lg["latency_us"]["p99"]
+    assert all(r["loadgen"]["tls"] == r["workload"].startswith("tls-") for r in echo)
     idle = [r for r in echo if r["workload"] == "1k-idle"]
     assert idle and all(r["idle_accepted"] == r["idle_open"] == 200 for r in idle)
     assert all(r["loadgen"]["idle_closed_by_server"] == 0 for r in idle)
@@ -97,6 +106,30 @@ def test_quick_suite_measures_every_server_and_writes_its_results(
         lg = r["loadgen"]
         assert lg["requests"] > 0 and lg["errors"] == 0
         assert lg["bytes_verified"] == lg["total_requests"] * len(bench.ACK)
+
+    # TLS: where it can run, echo and churn against our server and asyncio's,
+    # every handshake a full one, every byte checked; else a note says why not.
+    tls_echo = [r for r in echo if r["workload"] == "tls-1k-idle"]
+    tls_churn = [r for r in records if r["kind"] == "tls-churn"]
+    if no_tls is None:
+        assert {r["server"] for r in tls_echo} == {r["server"] for r in tls_churn} \
+            == {"reactor", "asyncio-protocol"}
+        for r in tls_echo + tls_churn:
+            assert r["tls"].startswith("TLSv1."), r["tls"]
+            assert r["loadgen"]["tls_resumed"] == r["loadgen"]["tls_failures"] == 0
+        for r in tls_echo:
+            assert r["idle_accepted"] == r["idle_open"] == 100
+            assert r["loadgen"]["tls_handshakes"] == 100 + r["conns"]
+            assert isinstance(r.get("kib_per_idle_conn"), float)
+        for r in tls_churn:
+            lg = r["loadgen"]
+            assert lg["requests"] > 0 and lg["errors"] == 0
+            assert lg["tls_handshakes"] >= lg["total_requests"]
+            assert lg["bytes_verified"] == lg["total_requests"] * len(bench.ACK_MESSAGE)
+        assert results["summary"]["tls_churn"]["reactor"]["cpu_ratio"] > 0
+    else:
+        assert not tls_echo and not tls_churn
+        assert f"TLS rows skipped: {no_tls}" in results["notes"]
 
     # Timers: both loops, per-pair times.
     timers = {r["impl"]: r for r in records if r["kind"] == "timers"}
@@ -128,6 +161,13 @@ def test_quick_suite_measures_every_server_and_writes_its_results(
     assert saved["machine"]["cpu_model"] in table
     for name in ("reactor", "asyncio-protocol", "c-epoll", "Targets", "KiB/conn"):
         assert name in table
+    if no_tls is None:
+        for name in ("TLS 4 x 1 KiB + 100 idle", "TLS handshake churn",
+                     "Memory per idle TLS connection", "TLS: TLSv1.",
+                     "CPU/request, reactor / asyncio-Protocol"):
+            assert name in table
+        assert results_by_target["echo TLS 4 x 1 KiB + 100 idle: CPU/request, "
+                                 "reactor / asyncio-Protocol"] in {"pass", "miss"}
 
 
 class Corrupt(Protocol):
@@ -162,6 +202,43 @@ def test_load_generator_reports_bytes_that_do_not_come_back_right(
     assert data["mismatches"] == data["total_requests"]
     assert data["errors"] >= data["mismatches"]
     assert data["bytes_verified"] < data["total_requests"] * 64
+
+
+def test_tls_load_generator_checks_every_byte_too(tools: Any, reactor: Reactor,
+                                                  tls_certs: Any) -> None:
+    if tools.loadgen_tls is None:
+        pytest.skip(tools.tls_problem)
+    listener = reactor.listen_tcp(Corrupt, "127.0.0.1", 0, ssl=tls_certs.server())
+    proc = subprocess.Popen(
+        [tools.loadgen_tls, "--tls", "1", "--port", str(listener.port), "--conns", "2",
+         "--size", "64", "--warmup", "0", "--duration", "0.3", "--timeout", "5"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        run_until(reactor, lambda: proc.poll() is not None, timeout=15)
+        stdout, stderr = proc.communicate(timeout=5)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    listener.close()
+    run_until(reactor, lambda: not listener.connections)
+    assert proc.returncode == 0, stderr
+    data = json.loads(stdout)
+    assert data["tls"] is True and data["tls_handshakes"] == 2 and data["tls_resumed"] == 0
+    assert data["requests"] > 0
+    assert data["mismatches"] == data["total_requests"]
+    assert data["bytes_verified"] < data["total_requests"] * 64
+
+
+def test_tls_rows_say_what_they_need(tools: Any) -> None:
+    """The plain load generator has no TLS mode and says how to get one; a
+    missing header names the package."""
+    result = subprocess.run([tools.loadgen, "--tls", "1", "--port", "9", "--duration", "0.1"],
+                            capture_output=True, text=True, timeout=10)
+    assert result.returncode == 2 and "libssl-dev" in result.stderr
+    headless = bench.Tools(tools.loadgen, tools.epoll_echo, None, bench.NO_OPENSSL_HEADERS)
+    reason = bench.tls_unavailable(headless)
+    assert reason is not None and ("libssl-dev" in reason or "openssl" in reason)
 
 
 def test_load_generator_stays_on_loopback(tools: Any) -> None:

@@ -660,3 +660,32 @@ def test_plaintext_waiting_for_the_handshake_is_capped(reactor: Reactor,
         assert client.events.count("pause") == 1
         accepted, _ = mute.accept()
         accepted.close()
+
+
+def test_writelines_and_the_connection_settings_over_tls(reactor: Reactor,
+                                                         tls_certs: Certs) -> None:
+    """writelines() encrypts each piece in order; the settings of the
+    connection (deadlines, buffer limits) are the stream transport's."""
+    server = Recorder()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0, ssl=tls_certs.server())
+    client = Recorder()
+    reactor.connect_tcp(lambda: client, "localhost", listener.port, ssl=tls_certs.client())
+    run_until(reactor, lambda: server.transport is not None and client.transport is not None)
+    tls = client.transport
+    tls.writelines([b"one ", bytearray(b"two "), memoryview(b"three")])
+    run_until(reactor, lambda: bytes(server.received) == b"one two three")
+    tls.set_write_timeout(7)
+    tls.set_idle_timeout(9)
+    tls.set_max_lifetime(11)
+    tls.set_max_write_buffer(1 << 20)
+    tls.set_write_buffer_limits(high=4096)
+    assert (tls.get_write_timeout(), tls.get_idle_timeout(), tls.get_max_lifetime(),
+            tls.get_max_write_buffer()) == (7, 9, 11, 1 << 20)
+    assert tls.get_write_buffer_limits()[1] == 4096
+    assert tls.can_write_eof() is False and tls.is_reading()
+    assert "TLSTransport over" in repr(tls)
+    with pytest.raises(TypeError):
+        tls.write("text")
+    tls.close()
+    run_until(reactor, lambda: client.lost and server.lost)
+    listener.close()

@@ -124,3 +124,17 @@ def test_demo_over_tls_without_openssl(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("demo: TLS skipped: the openssl command is not installed")
     assert "demo: all 3 conversations completed as expected" in result.stdout
+
+
+def test_ack_client_and_server_over_tls(tls_certs: Certs) -> None:
+    with Server(python("-m", "reactor", "serve", "ack", "--port", "0", "--host", "localhost",
+                       "--tls-cert", str(tls_certs.cert), "--tls-key", str(tls_certs.key))
+                ) as server:
+        result = run(python("-m", "reactor", "ack-client", "localhost", str(server.port),
+                            "--tls", "--cafile", str(tls_certs.cert)),
+                     input="hello over TLS\n")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == ("You are connected!\nWhat message for the server? : "
+                                 "Client sends: hello over TLS\n")
+        server.wait_for(r"^Got the message:hello over TLS$")
+        assert server.stop(signal.SIGTERM) == 0

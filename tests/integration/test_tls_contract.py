@@ -689,3 +689,43 @@ def test_writelines_and_the_connection_settings_over_tls(reactor: Reactor,
     tls.close()
     run_until(reactor, lambda: client.lost and server.lost)
     listener.close()
+
+
+def test_a_tls_peer_that_stops_reading_meets_the_write_timeout(reactor: Reactor,
+                                                               tls_certs: Certs) -> None:
+    class Flood(Recorder):
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.fill()
+
+        def fill(self) -> None:
+            while not self.paused and not self.transport.is_closing():
+                self.transport.write(b"x" * 65536)
+
+        paused = False
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            self.paused = True
+
+        def deadline_exceeded(self, exc: DeadlineExceeded) -> Optional[bool]:
+            self.events.append(("deadline", exc.kind))
+            return None
+
+    server = Flood()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0, ssl=tls_certs.server(),
+                                  write_timeout=0.3)
+    done = threading.Event()
+
+    def never_reads(tls: ssl.SSLSocket) -> None:
+        done.wait(10)
+
+    thread = blocking_peer(listener.port, tls_certs, never_reads)
+    run_until(reactor, lambda: server.lost, timeout=10)
+    done.set()
+    thread.join()
+    assert ("deadline", "write") in server.events
+    kind, exc = server.events[-1]
+    assert isinstance(exc, DeadlineExceeded) and exc.kind == "write"
+    assert server.transport.get_write_buffer_size() == 0  # dropped, nothing kept
+    listener.close()

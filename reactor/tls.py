@@ -714,8 +714,8 @@ def client_tls_factory(protocol_factory: Callable[[], Protocol],
 def start_tls(transport: Transport, context: ssl.SSLContext, *, server_side: bool = False,
               server_hostname: Optional[str] = None, protocol: Optional[Protocol] = None,
               buffered: Buffer = b"",
-              handshake_timeout: float = HANDSHAKE_TIMEOUT,
-              shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> TLSLayer:
+              ssl_handshake_timeout: float = HANDSHAKE_TIMEOUT,
+              ssl_shutdown_timeout: float = SHUTDOWN_TIMEOUT) -> TLSLayer:
     """Upgrade a live stream connection to TLS (STARTTLS).
 
     From this call on, what arrives on ``transport`` is TLS.  ``protocol``
@@ -726,8 +726,10 @@ def start_tls(transport: Transport, context: ssl.SSLContext, *, server_side: boo
     written on the returned layer's ``transport`` meanwhile waits for the
     handshake.  ``buffered`` is what the protocol had already received
     past the STARTTLS command (the start of the peer's handshake): it is
-    fed to TLS first.  ``transport`` needs ``set_protocol`` (every stream
-    transport here has it).
+    fed to TLS first.  ``ssl_handshake_timeout`` and ``ssl_shutdown_timeout``
+    are the connection keywords'.  ``transport`` needs ``set_protocol``
+    (every stream transport here has it).  Returns the ``TLSLayer``, whose
+    ``transport`` may be written to at once.
     """
     app = protocol if protocol is not None else transport.get_protocol()
     if app is None or transport.is_closing():
@@ -737,8 +739,8 @@ def start_tls(transport: Transport, context: ssl.SSLContext, *, server_side: boo
     if not isinstance(app, Protocol):
         raise TypeError(f"start_tls() needs a stream Protocol, not {app!r}")
     layer = TLSLayer(app, context, server_side=server_side, server_hostname=server_hostname,
-                     handshake_timeout=handshake_timeout, shutdown_timeout=shutdown_timeout,
-                     upgrade=True)
+                     handshake_timeout=ssl_handshake_timeout,
+                     shutdown_timeout=ssl_shutdown_timeout, upgrade=True)
     set_protocol = getattr(transport, "set_protocol", None)
     if set_protocol is None:
         raise TypeError(f"start_tls() cannot upgrade {transport!r}: it has no set_protocol()")

@@ -579,7 +579,7 @@ def test_start_tls_with_reading_paused(reactor: Reactor, tls_certs: Certs) -> No
     run_until(reactor, lambda: client.transport is not None)
     client.transport.pause_reading()
     start_tls(client.transport, tls_certs.client(), server_hostname="localhost",
-              handshake_timeout=5)
+              ssl_handshake_timeout=5)
     run_until(reactor, lambda: ("made", "TLSTransport") in client.events, timeout=3)
     with pytest.raises(RuntimeError, match="TLS already"):
         start_tls(client.transport, tls_certs.client(), server_hostname="localhost")

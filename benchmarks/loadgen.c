@@ -304,6 +304,65 @@ static void window_close(uint64_t wstart) {
     res.window_s = (double)(now_ns() - wstart) / 1e9;
 }
 
+/* -- the timeline: warm-up, window, drain (every mode) ------------------------ */
+
+enum { WARMUP, WINDOW, DRAIN };
+static int phase = WARMUP;
+
+/* When each mode's loop moves on to the next phase, and when it next looks
+   for requests that took longer than --timeout. */
+typedef struct {
+    uint64_t window_start;   /* the warm-up ends */
+    uint64_t wstart;         /* the window opened */
+    uint64_t drain_end;      /* the drain gives up on what is in flight */
+    uint64_t next_scan;
+    uint64_t timeout_ns;
+} timeline_t;
+
+/* The timeline of a run whose requests were started at t. */
+static void timeline_begin(timeline_t *tl, uint64_t t) {
+    tl->window_start = t + secs(opt.warmup);
+    tl->wstart = 0;
+    tl->drain_end = 0;
+    tl->next_scan = t + 100000000ull;
+    tl->timeout_ns = secs(opt.timeout);
+    if (opt.warmup <= 0) {
+        phase = WINDOW;
+        window_open(&tl->wstart);
+    }
+}
+
+/* Open the window once the warm-up is over; close it, and start the drain,
+   once --duration has passed. */
+static void timeline_step(timeline_t *tl, uint64_t t) {
+    if (phase == WARMUP && t >= tl->window_start) {
+        window_open(&tl->wstart);
+        phase = WINDOW;
+    } else if (phase == WINDOW && t >= tl->wstart + secs(opt.duration)) {
+        window_close(tl->wstart);
+        phase = DRAIN;
+        tl->drain_end = t + tl->timeout_ns;
+    }
+}
+
+/* Whether the timeout scan is due (every 100 ms); if so, the next one is
+   100 ms from now. */
+static int scan_due(timeline_t *tl, uint64_t t) {
+    if (t < tl->next_scan) return 0;
+    tl->next_scan = t + 100000000ull;
+    return 1;
+}
+
+/* A request started at t0 is done: every one counts towards the total,
+   only those done inside the window towards the rate and the latencies. */
+static void request_done(uint64_t t0, uint64_t done) {
+    res.total_requests++;
+    if (phase == WINDOW) {
+        res.requests++;
+        record_latency(done - t0);
+    }
+}
+
 /* -- opening connections ------------------------------------------------------ */
 
 /* Open up to n connections in batches, waiting for each batch to be
@@ -390,9 +449,6 @@ typedef struct {
 static unsigned char *pattern;
 static unsigned char scratch[SCRATCH];
 static int ep_main;
-
-enum { WARMUP, WINDOW, DRAIN };
-static int phase = WARMUP;
 
 static void make_pattern(size_t len) {
     pattern = malloc(len);
@@ -687,13 +743,8 @@ static int read_once(conn_t *c) {
     }
     c->got += (size_t)n;
     if (c->got < opt.size) return conn_pending(c);
-    uint64_t t = now_ns();
-    res.total_requests++;
+    request_done(c->t0, now_ns());
     if (c->bad) { res.mismatches++; res.errors++; }
-    if (phase == WINDOW) {
-        res.requests++;
-        record_latency(t - c->t0);
-    }
     c->inflight = 0;
     n_inflight--;
     c->seq++;
@@ -784,14 +835,8 @@ static void run_echo(void) {
     }
     for (int i = 0; i < n; i++) start_request(&conns[i]);
 
-    uint64_t t = now_ns();
-    uint64_t window_start = t + secs(opt.warmup);
-    uint64_t drain_end = 0, next_scan = t + 100000000ull, wstart = 0;
-    uint64_t timeout_ns = secs(opt.timeout);
-    if (opt.warmup <= 0) {
-        phase = WINDOW;
-        window_open(&wstart);
-    }
+    timeline_t tl;
+    timeline_begin(&tl, now_ns());
     struct epoll_event evs[MAX_EVENTS];
     for (;;) {
         int k = epoll_wait(ep_main, evs, MAX_EVENTS, 20);
@@ -808,26 +853,18 @@ static void run_echo(void) {
             }
 #endif
         }
-        t = now_ns();
-        if (phase == WARMUP && t >= window_start) {
-            window_open(&wstart);
-            phase = WINDOW;
-        } else if (phase == WINDOW && t >= wstart + secs(opt.duration)) {
-            window_close(wstart);
-            phase = DRAIN;
-            drain_end = t + timeout_ns;
-        }
-        if (phase == DRAIN && (n_inflight == 0 || t >= drain_end)) break;
+        uint64_t t = now_ns();
+        timeline_step(&tl, t);
+        if (phase == DRAIN && (n_inflight == 0 || t >= tl.drain_end)) break;
         if (n_alive == 0) {
             res.fatal = "every connection failed";
-            if (phase == WINDOW) window_close(wstart);
+            if (phase == WINDOW) window_close(tl.wstart);
             break;
         }
-        if (t >= next_scan) {
-            next_scan = t + 100000000ull;
+        if (scan_due(&tl, t)) {
             for (int i = 0; i < n; i++) {
                 conn_t *c = &conns[i];
-                if (c->alive && c->inflight && t - c->t0 > timeout_ns) {
+                if (c->alive && c->inflight && t - c->t0 > tl.timeout_ns) {
                     res.timeouts++;
                     conn_fail(c);
                 }
@@ -914,75 +951,56 @@ static void slot_start(slot_t *s, uint32_t index, uint64_t t) {
     epoll_ctl(ep_main, EPOLL_CTL_ADD, s->fd, &ev);
 }
 
-static void run_churn(void) {
-    expect_len = strlen(opt.expect);
-    message_len = strlen(opt.message);
-    if (expect_len == 0 || expect_len > 200) die("--expect must be 1..200 bytes");
+/* Check what a churn slot read (the greeting, or for TLS the echoed
+   message) against the `len` bytes it expected. */
+static void check_reply(const slot_t *s, const char *want, size_t len) {
+    if (s->got > len || memcmp(s->buf, want, len) != 0) {
+        res.mismatches++;
+        res.errors++;
+    } else {
+        res.bytes_verified += len;
+    }
+}
+
+/* Close a slot that failed; the timeout scan starts it again 1 ms later. */
+static void slot_retry_later(slot_t *s) {
+    slot_close(s);
+    s->retry_at = now_ns() + 1000000ull;
+}
+
+/* How a churn mode starts a slot's connection at t, and takes the slot on
+   when epoll says its socket is ready. */
+typedef void (*slot_start_fn)(slot_t *s, uint32_t index, uint64_t t);
+typedef void (*slot_ready_fn)(slot_t *s, uint32_t index);
+
+/* The loop of both churn modes (plain and TLS): start every slot, hand the
+   ready ones on, move through the timeline and, every 100 ms (every turn
+   in the drain), close the slots that timed out and start again those
+   whose retry time has come.  What is still open at the end timed out. */
+static void churn_loop(slot_start_fn start, slot_ready_fn ready) {
     slots = calloc((size_t)opt.conns, sizeof *slots);
     if (!slots) die("out of memory");
     ep_main = epoll_create1(EPOLL_CLOEXEC);
     uint64_t t = now_ns();
     for (int i = 0; i < opt.conns; i++) slots[i].fd = -1;
-    for (int i = 0; i < opt.conns; i++) slot_start(&slots[i], (uint32_t)i, t);
-    uint64_t window_start = t + secs(opt.warmup), wstart = 0;
-    uint64_t drain_end = 0, next_scan = t + 100000000ull;
-    uint64_t timeout_ns = secs(opt.timeout);
+    for (int i = 0; i < opt.conns; i++) start(&slots[i], (uint32_t)i, t);
+    timeline_t tl;
+    timeline_begin(&tl, t);
     uint64_t hard_end = t + secs(opt.warmup + opt.duration + opt.timeout + 5.0);
-    if (opt.warmup <= 0) {
-        phase = WINDOW;
-        window_open(&wstart);
-    }
     struct epoll_event evs[MAX_EVENTS];
     for (;;) {
         int k = epoll_wait(ep_main, evs, MAX_EVENTS, 10);
         for (int i = 0; i < k; i++) {
             uint32_t index = evs[i].data.u32;
-            slot_t *s = &slots[index];
-            if (s->fd < 0) continue;
-            ssize_t n = recv(s->fd, s->buf + s->got, expect_len - s->got + 16, 0);
-            if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-            if (n <= 0) {            /* refused, reset, or closed too early */
-                if (n < 0 && errno == ECONNREFUSED) res.connect_errors++;
-                else res.conns_lost++;
-                res.errors++;
-                slot_close(s);
-                s->retry_at = now_ns() + 1000000ull;
-                continue;
-            }
-            s->got += (size_t)n;
-            if (s->got < expect_len) continue;
-            uint64_t done = now_ns();
-            if (s->got > expect_len || memcmp(s->buf, opt.expect, expect_len) != 0) {
-                res.mismatches++;
-                res.errors++;
-            } else {
-                res.bytes_verified += expect_len;
-            }
-            ssize_t w = send(s->fd, opt.message, message_len, MSG_NOSIGNAL);
-            if (w != (ssize_t)message_len) { res.conns_lost++; res.errors++; }
-            slot_close(s);
-            res.total_requests++;
-            if (phase == WINDOW) {
-                res.requests++;
-                record_latency(done - s->t0);
-            }
-            if (phase != DRAIN) slot_start(s, index, done);
+            if (slots[index].fd >= 0) ready(&slots[index], index);
         }
         t = now_ns();
-        if (phase == WARMUP && t >= window_start) {
-            window_open(&wstart);
-            phase = WINDOW;
-        } else if (phase == WINDOW && t >= wstart + secs(opt.duration)) {
-            window_close(wstart);
-            phase = DRAIN;
-            drain_end = t + timeout_ns;
-        }
-        if (t >= next_scan || phase == DRAIN) {
-            next_scan = t + 100000000ull;
+        timeline_step(&tl, t);
+        if (scan_due(&tl, t) || phase == DRAIN) {
             int open = 0;
             for (int i = 0; i < opt.conns; i++) {
                 slot_t *s = &slots[i];
-                if (s->fd >= 0 && t - s->t0 > timeout_ns) {
+                if (s->fd >= 0 && t - s->t0 > tl.timeout_ns) {
                     res.timeouts++;
                     res.errors++;
                     slot_close(s);
@@ -990,11 +1008,11 @@ static void run_churn(void) {
                 }
                 if (s->fd < 0 && phase != DRAIN && s->retry_at && t >= s->retry_at) {
                     s->retry_at = 0;
-                    slot_start(s, (uint32_t)i, t);
+                    start(s, (uint32_t)i, t);
                 }
                 open += s->fd >= 0;
             }
-            if (phase == DRAIN && (open == 0 || t >= drain_end)) break;
+            if (phase == DRAIN && (open == 0 || t >= tl.drain_end)) break;
         }
         if (t >= hard_end) break;
         if (res.errors > 100000) { res.fatal = "too many errors"; break; }
@@ -1002,9 +1020,38 @@ static void run_churn(void) {
     for (int i = 0; i < opt.conns; i++) {
         if (slots[i].fd >= 0) { res.timeouts++; res.errors++; slot_close(&slots[i]); }
     }
-    if (phase == WINDOW) window_close(wstart);
+    if (phase == WINDOW) window_close(tl.wstart);
     close(ep_main);
     free(slots);
+}
+
+/* Plain churn: read the greeting, check it, send the message, close. */
+static void churn_slot_ready(slot_t *s, uint32_t index) {
+    ssize_t n = recv(s->fd, s->buf + s->got, expect_len - s->got + 16, 0);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR)) return;
+    if (n <= 0) {            /* refused, reset, or closed too early */
+        if (n < 0 && errno == ECONNREFUSED) res.connect_errors++;
+        else res.conns_lost++;
+        res.errors++;
+        slot_retry_later(s);
+        return;
+    }
+    s->got += (size_t)n;
+    if (s->got < expect_len) return;
+    uint64_t done = now_ns();
+    check_reply(s, opt.expect, expect_len);
+    ssize_t w = send(s->fd, opt.message, message_len, MSG_NOSIGNAL);
+    if (w != (ssize_t)message_len) { res.conns_lost++; res.errors++; }
+    slot_close(s);
+    request_done(s->t0, done);
+    if (phase != DRAIN) slot_start(s, index, done);
+}
+
+static void run_churn(void) {
+    expect_len = strlen(opt.expect);
+    message_len = strlen(opt.message);
+    if (expect_len == 0 || expect_len > 200) die("--expect must be 1..200 bytes");
+    churn_loop(slot_start, churn_slot_ready);
 }
 
 #ifdef HAVE_OPENSSL
@@ -1029,8 +1076,7 @@ static void tls_slot_failed(slot_t *s, int io) {
     else if (errno == ECONNREFUSED) res.connect_errors++;
     else res.tls_failures++;
     res.errors++;
-    slot_close(s);
-    s->retry_at = now_ns() + 1000000ull;
+    slot_retry_later(s);
 }
 
 /* Take a slot as far as it can go without waiting. */
@@ -1054,12 +1100,7 @@ static void tls_slot_step(slot_t *s, uint32_t index) {
             if (io <= 0) break;
             s->got += (size_t)io;
             if (s->got < message_len) continue;
-            if (s->got > message_len || memcmp(s->buf, opt.message, message_len) != 0) {
-                res.mismatches++;
-                res.errors++;
-            } else {
-                res.bytes_verified += message_len;
-            }
+            check_reply(s, opt.message, message_len);
             SSL_shutdown(s->ssl);      /* our close_notify */
             ERR_clear_error();
             s->stage = ST_SHUTDOWN;
@@ -1081,11 +1122,7 @@ static void tls_slot_step(slot_t *s, uint32_t index) {
             }
             uint64_t done = now_ns();
             slot_close(s);
-            res.total_requests++;
-            if (phase == WINDOW) {
-                res.requests++;
-                record_latency(done - s->t0);
-            }
+            request_done(s->t0, done);
             if (phase != DRAIN) tls_slot_start(s, index, done);
             return;
         }
@@ -1105,64 +1142,7 @@ static void tls_slot_step(slot_t *s, uint32_t index) {
 static void run_tls_churn(void) {
     message_len = strlen(opt.message);
     if (message_len == 0 || message_len > 200) die("--message must be 1..200 bytes");
-    slots = calloc((size_t)opt.conns, sizeof *slots);
-    if (!slots) die("out of memory");
-    ep_main = epoll_create1(EPOLL_CLOEXEC);
-    uint64_t t = now_ns();
-    for (int i = 0; i < opt.conns; i++) slots[i].fd = -1;
-    for (int i = 0; i < opt.conns; i++) tls_slot_start(&slots[i], (uint32_t)i, t);
-    uint64_t window_start = t + secs(opt.warmup), wstart = 0;
-    uint64_t drain_end = 0, next_scan = t + 100000000ull;
-    uint64_t timeout_ns = secs(opt.timeout);
-    uint64_t hard_end = t + secs(opt.warmup + opt.duration + opt.timeout + 5.0);
-    if (opt.warmup <= 0) {
-        phase = WINDOW;
-        window_open(&wstart);
-    }
-    struct epoll_event evs[MAX_EVENTS];
-    for (;;) {
-        int k = epoll_wait(ep_main, evs, MAX_EVENTS, 10);
-        for (int i = 0; i < k; i++) {
-            uint32_t index = evs[i].data.u32;
-            if (slots[index].fd >= 0) tls_slot_step(&slots[index], index);
-        }
-        t = now_ns();
-        if (phase == WARMUP && t >= window_start) {
-            window_open(&wstart);
-            phase = WINDOW;
-        } else if (phase == WINDOW && t >= wstart + secs(opt.duration)) {
-            window_close(wstart);
-            phase = DRAIN;
-            drain_end = t + timeout_ns;
-        }
-        if (t >= next_scan || phase == DRAIN) {
-            next_scan = t + 100000000ull;
-            int open = 0;
-            for (int i = 0; i < opt.conns; i++) {
-                slot_t *s = &slots[i];
-                if (s->fd >= 0 && t - s->t0 > timeout_ns) {
-                    res.timeouts++;
-                    res.errors++;
-                    slot_close(s);
-                    s->retry_at = t;
-                }
-                if (s->fd < 0 && phase != DRAIN && s->retry_at && t >= s->retry_at) {
-                    s->retry_at = 0;
-                    tls_slot_start(s, (uint32_t)i, t);
-                }
-                open += s->fd >= 0;
-            }
-            if (phase == DRAIN && (open == 0 || t >= drain_end)) break;
-        }
-        if (t >= hard_end) break;
-        if (res.errors > 100000) { res.fatal = "too many errors"; break; }
-    }
-    for (int i = 0; i < opt.conns; i++) {
-        if (slots[i].fd >= 0) { res.timeouts++; res.errors++; slot_close(&slots[i]); }
-    }
-    if (phase == WINDOW) window_close(wstart);
-    close(ep_main);
-    free(slots);
+    churn_loop(tls_slot_start, tls_slot_step);
 }
 #endif
 

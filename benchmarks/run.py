@@ -571,6 +571,53 @@ def settle(limit: Optional[int], timeout: float = 15.0) -> None:
     time.sleep(0.2)
 
 
+def _tls_description(data: Dict[str, Any]) -> str:
+    """What was negotiated, e.g. ``TLSv1.3 TLS_AES_256_GCM_SHA384 x25519``."""
+    return " ".join(str(data[k]) for k in ("tls_version", "tls_cipher", "tls_group")
+                    if data.get(k))
+
+
+def _measure(ctx: Context, record: Dict[str, Any], name: str, command: List[str],
+             args: List[str], budget: float, rate: str, cpu: str, tls: bool = False
+             ) -> Optional[Dict[str, Any]]:
+    """Start the server ``command``, run the load generator with ``args``
+    against it and fill ``record`` with what every kind of run reports: the
+    load generator's JSON, what TLS negotiated (with ``tls``), the rate
+    (under the key ``rate``), the server's CPU time per request (``cpu``),
+    CPU use, background and latency.  Returns the JSON, or None with
+    ``record["error"]`` when the run could not be measured."""
+    settle(ctx.quiet_sockets)
+    try:
+        if tls and ctx.tls is None:
+            raise BenchError("no certificate for the TLS servers")
+        with ServerProcess(command, ctx.log_dir, name, ctx.server_cpu) as proc:
+            record["server_pid"] = proc.pid
+            data = run_loadgen(ctx, proc, args, budget, tls=tls)
+    except BenchError as exc:
+        record["error"] = str(exc)
+        return None
+    record["loadgen"] = data
+    if tls:
+        record["tls"] = _tls_description(data)
+    window = data.get("window_s", 0.0)
+    record[rate] = data.get("rps")
+    record[cpu] = _per_request_us(data)
+    record["server_cpu_util"] = _utilisation(data.get("server_cpu_s"), window)
+    record["client_cpu_util"] = _utilisation(data.get("client_cpu_s"), window)
+    record["background_cpu"] = _background(data, window)
+    record["p50_us"] = data["latency_us"]["p50"]
+    record["p99_us"] = data["latency_us"]["p99"]
+    return data
+
+
+def _judged(record: Dict[str, Any], problems: List[str]) -> Dict[str, Any]:
+    """``record``, good if there are no ``problems``, else failed with them."""
+    record["ok"] = not problems
+    if problems:
+        record["error"] = "; ".join(problems)
+    return record
+
+
 def run_echo(ctx: Context, server: str, wl: EchoWorkload, rnd: int, idle: int
              ) -> Dict[str, Any]:
     record: Dict[str, Any] = {"kind": "echo", "workload": wl.key, "label": wl.label,
@@ -578,31 +625,13 @@ def run_echo(ctx: Context, server: str, wl: EchoWorkload, rnd: int, idle: int
                               "size": wl.size, "idle_requested": idle, "ok": False}
     name = f"echo-{wl.key}-{server}-r{rnd}"
     budget = ctx.cfg.warmup + ctx.cfg.duration + 3 * ctx.cfg.timeout + 60 + idle / 100
-    settle(ctx.quiet_sockets)
     unix = str(ctx.log_dir / f"{name}.sock") if wl.unix else None
-    try:
-        if wl.tls and ctx.tls is None:
-            raise BenchError("no certificate for the TLS servers")
-        with ServerProcess(echo_command(server, ctx.tools, unix, ctx.tls if wl.tls else None),
-                           ctx.log_dir, name, ctx.server_cpu) as proc:
-            record["server_pid"] = proc.pid
-            data = run_loadgen(ctx, proc, ["--mode", "echo", "--conns", str(wl.conns),
-                                           "--size", str(wl.size), "--idle", str(idle)], budget,
-                               tls=wl.tls)
-    except BenchError as exc:
-        record["error"] = str(exc)
+    data = _measure(ctx, record, name,
+                    echo_command(server, ctx.tools, unix, ctx.tls if wl.tls else None),
+                    ["--mode", "echo", "--conns", str(wl.conns), "--size", str(wl.size),
+                     "--idle", str(idle)], budget, "rps", "cpu_us_per_request", tls=wl.tls)
+    if data is None:
         return record
-    record["loadgen"] = data
-    if wl.tls:
-        record["tls"] = _tls_description(data)
-    window = data.get("window_s", 0.0)
-    record["rps"] = data.get("rps")
-    record["cpu_us_per_request"] = _per_request_us(data)
-    record["server_cpu_util"] = _utilisation(data.get("server_cpu_s"), window)
-    record["client_cpu_util"] = _utilisation(data.get("client_cpu_s"), window)
-    record["background_cpu"] = _background(data, window)
-    record["p50_us"] = data["latency_us"]["p50"]
-    record["p99_us"] = data["latency_us"]["p99"]
     problems = _problems(data, data.get("total_requests", 0) * wl.size)
     if idle:
         accepted = data.get("idle_accepted", 0)
@@ -617,10 +646,7 @@ def run_echo(ctx: Context, server: str, wl: EchoWorkload, rnd: int, idle: int
             data.get("server_rss_kb_with_idle", -1)
         if accepted > 0 and before >= 0 and after >= 0:
             record["kib_per_idle_conn"] = (after - before) / accepted
-    record["ok"] = not problems
-    if problems:
-        record["error"] = "; ".join(problems)
-    return record
+    return _judged(record, problems)
 
 
 def run_churn(ctx: Context, server: str, rnd: int) -> Dict[str, Any]:
@@ -628,37 +654,13 @@ def run_churn(ctx: Context, server: str, rnd: int) -> Dict[str, Any]:
                               "conns": ctx.cfg.churn_conns, "ok": False}
     name = f"churn-{server}-r{rnd}"
     budget = ctx.cfg.warmup + ctx.cfg.duration + 3 * ctx.cfg.timeout + 30
-    settle(ctx.quiet_sockets)
-    try:
-        with ServerProcess(ack_command(server), ctx.log_dir, name, ctx.server_cpu) as proc:
-            record["server_pid"] = proc.pid
-            data = run_loadgen(ctx, proc, ["--mode", "churn", "--conns",
-                                           str(ctx.cfg.churn_conns), "--expect", ACK,
-                                           "--message", ACK_MESSAGE,
-                                           "--sources", str(CHURN_SOURCES)], budget)
-    except BenchError as exc:
-        record["error"] = str(exc)
+    data = _measure(ctx, record, name, ack_command(server),
+                    ["--mode", "churn", "--conns", str(ctx.cfg.churn_conns), "--expect", ACK,
+                     "--message", ACK_MESSAGE, "--sources", str(CHURN_SOURCES)], budget,
+                    "cps", "cpu_us_per_conn")
+    if data is None:
         return record
-    record["loadgen"] = data
-    window = data.get("window_s", 0.0)
-    record["cps"] = data.get("rps")
-    record["cpu_us_per_conn"] = _per_request_us(data)
-    record["server_cpu_util"] = _utilisation(data.get("server_cpu_s"), window)
-    record["client_cpu_util"] = _utilisation(data.get("client_cpu_s"), window)
-    record["background_cpu"] = _background(data, window)
-    record["p50_us"] = data["latency_us"]["p50"]
-    record["p99_us"] = data["latency_us"]["p99"]
-    problems = _problems(data, data.get("total_requests", 0) * len(ACK))
-    record["ok"] = not problems
-    if problems:
-        record["error"] = "; ".join(problems)
-    return record
-
-
-def _tls_description(data: Dict[str, Any]) -> str:
-    """What was negotiated, e.g. ``TLSv1.3 TLS_AES_256_GCM_SHA384 x25519``."""
-    return " ".join(str(data[k]) for k in ("tls_version", "tls_cipher", "tls_group")
-                    if data.get(k))
+    return _judged(record, _problems(data, data.get("total_requests", 0) * len(ACK)))
 
 
 def run_tls_churn(ctx: Context, server: str, rnd: int) -> Dict[str, Any]:
@@ -669,39 +671,19 @@ def run_tls_churn(ctx: Context, server: str, rnd: int) -> Dict[str, Any]:
                               "conns": cfg.tls_churn_conns, "ok": False}
     name = f"tls-churn-{server}-r{rnd}"
     budget = cfg.warmup + cfg.duration + 3 * cfg.timeout + 30
-    settle(ctx.quiet_sockets)
-    try:
-        if ctx.tls is None:
-            raise BenchError("no certificate for the TLS servers")
-        with ServerProcess(echo_command(server, ctx.tools, tls=ctx.tls), ctx.log_dir, name,
-                           ctx.server_cpu) as proc:
-            record["server_pid"] = proc.pid
-            data = run_loadgen(ctx, proc, ["--mode", "churn", "--conns",
-                                           str(cfg.tls_churn_conns), "--message", ACK_MESSAGE,
-                                           "--sources", str(CHURN_SOURCES)], budget, tls=True)
-    except BenchError as exc:
-        record["error"] = str(exc)
+    data = _measure(ctx, record, name, echo_command(server, ctx.tools, tls=ctx.tls),
+                    ["--mode", "churn", "--conns", str(cfg.tls_churn_conns),
+                     "--message", ACK_MESSAGE, "--sources", str(CHURN_SOURCES)], budget,
+                    "cps", "cpu_us_per_conn", tls=True)
+    if data is None:
         return record
-    record["loadgen"] = data
-    record["tls"] = _tls_description(data)
-    window = data.get("window_s", 0.0)
-    record["cps"] = data.get("rps")
-    record["cpu_us_per_conn"] = _per_request_us(data)
-    record["server_cpu_util"] = _utilisation(data.get("server_cpu_s"), window)
-    record["client_cpu_util"] = _utilisation(data.get("client_cpu_s"), window)
-    record["background_cpu"] = _background(data, window)
-    record["p50_us"] = data["latency_us"]["p50"]
-    record["p99_us"] = data["latency_us"]["p99"]
     #: Servers that closed without their close_notify (reported, not a failure).
     record["unclean_closes"] = data.get("tls_unclean_closes", 0)
     problems = _problems(data, data.get("total_requests", 0) * len(ACK_MESSAGE))
     if data.get("tls_handshakes", 0) < data.get("total_requests", 0):
         problems.append(f"tls_handshakes={data.get('tls_handshakes')} < connections "
                         f"{data.get('total_requests')}")
-    record["ok"] = not problems
-    if problems:
-        record["error"] = "; ".join(problems)
-    return record
+    return _judged(record, problems)
 
 
 def run_timers(ctx: Context, impl: str, rnd: int) -> Dict[str, Any]:
@@ -891,6 +873,23 @@ def _stats(records: List[Dict[str, Any]], keys: Sequence[str]) -> Dict[str, Any]
     return out
 
 
+def _churn_rows(records: List[Dict[str, Any]], kind: str,
+                servers: Sequence[str]) -> Dict[str, Any]:
+    """The summary rows of a churn kind ("churn" or "tls-churn"), a server each."""
+    rows = {}
+    for server in servers:
+        row = _stats(_find(records, kind=kind, server=server),
+                     ("cps", "cpu_us_per_conn", "server_cpu_util", "client_cpu_util",
+                      "p50_us", "p99_us"))
+        row["cps_ratio"] = median(paired(records, "cps", {"kind": kind, "server": server},
+                                         {"kind": kind, "server": BASELINE}))
+        row["cpu_ratio"] = median(paired(records, "cpu_us_per_conn",
+                                         {"kind": kind, "server": server},
+                                         {"kind": kind, "server": BASELINE}))
+        rows[server] = row
+    return rows
+
+
 def summarize(cfg: Config, records: List[Dict[str, Any]], echo_servers: Sequence[str],
               churn_servers: Sequence[str], tls_churn: Sequence[str] = ()) -> Dict[str, Any]:
     echo: Dict[str, Any] = {}
@@ -912,29 +911,11 @@ def summarize(cfg: Config, records: List[Dict[str, Any]], echo_servers: Sequence
             rows[server] = row
         echo[wl.key] = {"label": wl.label, "conns": wl.conns, "size": wl.size,
                         "idle": wl.idle, "tls": wl.tls, "servers": rows}
-    churn = {}
-    for server in churn_servers:
-        row = _stats(_find(records, kind="churn", server=server),
-                     ("cps", "cpu_us_per_conn", "server_cpu_util", "client_cpu_util",
-                      "p50_us", "p99_us"))
-        row["cps_ratio"] = median(paired(records, "cps", {"kind": "churn", "server": server},
-                                         {"kind": "churn", "server": BASELINE}))
-        row["cpu_ratio"] = median(paired(records, "cpu_us_per_conn",
-                                         {"kind": "churn", "server": server},
-                                         {"kind": "churn", "server": BASELINE}))
-        churn[server] = row
-    tls_churn_rows = {}
-    for server in tls_churn:
-        recs = _find(records, kind="tls-churn", server=server)
-        row = _stats(recs, ("cps", "cpu_us_per_conn", "server_cpu_util", "client_cpu_util",
-                            "p50_us", "p99_us"))
-        row["cps_ratio"] = median(paired(records, "cps", {"kind": "tls-churn", "server": server},
-                                         {"kind": "tls-churn", "server": BASELINE}))
-        row["cpu_ratio"] = median(paired(records, "cpu_us_per_conn",
-                                         {"kind": "tls-churn", "server": server},
-                                         {"kind": "tls-churn", "server": BASELINE}))
-        row["unclean_closes"] = sum(r.get("unclean_closes") or 0 for r in recs)
-        tls_churn_rows[server] = row
+    churn = _churn_rows(records, "churn", churn_servers)
+    tls_churn_rows = _churn_rows(records, "tls-churn", tls_churn)
+    for server, row in tls_churn_rows.items():
+        row["unclean_closes"] = sum(r.get("unclean_closes") or 0
+                                    for r in _find(records, kind="tls-churn", server=server))
     timers = {}
     for impl in cfg.timer_impls:
         row = _stats(_find(records, kind="timers", impl=impl), ("us_per_pair",))
@@ -1034,6 +1015,26 @@ def _failed(row: Dict[str, Any]) -> str:
     return f"  ({len(row['failures'])}/{row['rounds']} failed: {row['failures'][0]})"
 
 
+def _churn_table(title: str, rows: Dict[str, Any]) -> List[str]:
+    """The lines of a churn table (plain or TLS): a blank line, ``title``,
+    the head and a line a server."""
+    head = (f"{'server':<17} {'conn/s':>9} {'ratio':>7} {'CPU us/conn':>11} "
+            f"{'CPU ratio':>9} {'srv CPU':>7} {'cli CPU':>7} {'p50 us':>8} {'p99 us':>8}")
+    lines = ["", title, head, "-" * len(head)]
+    for server, row in rows.items():
+        unclean = row.get("unclean_closes")     # only TLS churn counts them
+        lines.append(
+            f"{server:<17} {_num(row['cps'], ',.0f'):>9} "
+            f"{_x(row['cps_ratio']):>7} "
+            f"{_num(row['cpu_us_per_conn'], '.1f'):>11} "
+            f"{_x(row['cpu_ratio']):>9} "
+            f"{_pct(row['server_cpu_util']):>7} {_pct(row['client_cpu_util']):>7} "
+            f"{_num(row['p50_us'], '.0f'):>8} {_num(row['p99_us'], '.0f'):>8}"
+            + (f"  ({unclean} closed without close_notify)" if unclean else "")
+            + _failed(row))
+    return lines
+
+
 def format_table(results: Dict[str, Any]) -> str:
     cfg, m, summary = results["config"], results["machine"], results["summary"]
     lines = []
@@ -1078,45 +1079,14 @@ def format_table(results: Dict[str, Any]) -> str:
                 + _failed(row))
             first = False
 
-    churn = summary["churn"]
-    if churn:
-        lines.append("")
-        lines.append(f"Connection churn, ack conversation (connect, read the 18-byte greeting, "
-                     f"send one line, close), {cfg['churn_conns']} at a time")
-        head = (f"{'server':<17} {'conn/s':>9} {'ratio':>7} {'CPU us/conn':>11} "
-                f"{'CPU ratio':>9} {'srv CPU':>7} {'cli CPU':>7} {'p50 us':>8} {'p99 us':>8}")
-        lines.append(head)
-        lines.append("-" * len(head))
-        for server, row in churn.items():
-            lines.append(
-                f"{server:<17} {_num(row['cps'], ',.0f'):>9} "
-                f"{_x(row['cps_ratio']):>7} "
-                f"{_num(row['cpu_us_per_conn'], '.1f'):>11} "
-                f"{_x(row['cpu_ratio']):>9} "
-                f"{_pct(row['server_cpu_util']):>7} {_pct(row['client_cpu_util']):>7} "
-                f"{_num(row['p50_us'], '.0f'):>8} {_num(row['p99_us'], '.0f'):>8}"
-                + _failed(row))
-
-    tls_churn = summary.get("tls_churn")
-    if tls_churn:
-        lines.append("")
-        lines.append(f"TLS handshake churn (connect, full handshake, one 18-byte echo, "
-                     f"close_notify both ways, close), {cfg['tls_churn_conns']} at a time")
-        head = (f"{'server':<17} {'conn/s':>9} {'ratio':>7} {'CPU us/conn':>11} "
-                f"{'CPU ratio':>9} {'srv CPU':>7} {'cli CPU':>7} {'p50 us':>8} {'p99 us':>8}")
-        lines.append(head)
-        lines.append("-" * len(head))
-        for server, row in tls_churn.items():
-            unclean = row.get("unclean_closes")
-            lines.append(
-                f"{server:<17} {_num(row['cps'], ',.0f'):>9} "
-                f"{_x(row['cps_ratio']):>7} "
-                f"{_num(row['cpu_us_per_conn'], '.1f'):>11} "
-                f"{_x(row['cpu_ratio']):>9} "
-                f"{_pct(row['server_cpu_util']):>7} {_pct(row['client_cpu_util']):>7} "
-                f"{_num(row['p50_us'], '.0f'):>8} {_num(row['p99_us'], '.0f'):>8}"
-                + (f"  ({unclean} closed without close_notify)" if unclean else "")
-                + _failed(row))
+    if summary["churn"]:
+        title = (f"Connection churn, ack conversation (connect, read the 18-byte greeting, "
+                 f"send one line, close), {cfg['churn_conns']} at a time")
+        lines += _churn_table(title, summary["churn"])
+    if summary.get("tls_churn"):
+        title = (f"TLS handshake churn (connect, full handshake, one 18-byte echo, "
+                 f"close_notify both ways, close), {cfg['tls_churn_conns']} at a time")
+        lines += _churn_table(title, summary["tls_churn"])
 
     timers = summary["timers"]
     if timers:

@@ -729,3 +729,93 @@ def test_a_tls_peer_that_stops_reading_meets_the_write_timeout(reactor: Reactor,
     assert isinstance(exc, DeadlineExceeded) and exc.kind == "write"
     assert server.transport.get_write_buffer_size() == 0  # dropped, nothing kept
     listener.close()
+
+
+def test_pause_and_resume_writing_follow_the_stream_below(reactor: Reactor,
+                                                          tls_certs: Certs) -> None:
+    """A TLS server writing 8 MiB to a client that stops reading for a
+    while: pause_writing, then resume_writing once the client reads again,
+    and every byte arrives."""
+    total = 8 * 1024 * 1024
+
+    class Producer(Recorder):
+        sent = 0
+        paused = False
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self.produce()
+
+        def produce(self) -> None:
+            while not self.paused and self.sent < total:
+                self.transport.write(b"z" * 65536)
+                self.sent += 65536
+            if self.sent >= total:
+                self.transport.close()
+
+        def pause_writing(self) -> None:
+            super().pause_writing()
+            self.paused = True
+
+        def resume_writing(self) -> None:
+            super().resume_writing()
+            self.paused = False
+            self.produce()
+
+    server = Producer()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0, ssl=tls_certs.server())
+    client = Recorder()
+    reactor.connect_tcp(lambda: client, "localhost", listener.port, ssl=tls_certs.client())
+    run_until(reactor, lambda: client.transport is not None)
+    client.transport.pause_reading()
+    run_until(reactor, lambda: "pause" in server.events)
+    client.transport.resume_reading()
+    run_until(reactor, lambda: client.lost, timeout=20)
+    assert len(client.received) == total and client.events[-1] == ("lost", None)
+    flow = [e for e in server.events if e in ("pause", "resume")]
+    assert flow[:2] == ["pause", "resume"]
+    assert all(a != b for a, b in zip(flow, flow[1:]))  # strictly alternating
+    run_until(reactor, lambda: server.lost)
+    listener.close()
+
+
+def test_connection_made_raising_fails_the_connect(reactor: Reactor, tls_certs: Certs,
+                                                   errors: List[Any]) -> None:
+    class Broken(Protocol):
+        def connection_made(self, transport: Any) -> None:
+            raise RuntimeError("not today")
+
+    listener = reactor.listen_tcp(Echo, "127.0.0.1", 0, ssl=tls_certs.server())
+    connector = reactor.connect_tcp(Broken, "localhost", listener.port,
+                                    ssl=tls_certs.client())
+    failed: List[Any] = []
+    connector.add_done_callback(lambda c: failed.append(c.error))
+    run_until(reactor, lambda: failed and not listener.connections)
+    assert isinstance(failed[0].reason, RuntimeError)
+    context, = errors  # reported once, with the protocol's own context
+    assert context["message"] == "exception in Broken.connection_made()"
+    assert type(context["transport"]).__name__ == "TLSTransport"
+    listener.close()
+
+
+def test_a_protocol_may_finish_its_work_before_a_graceful_shutdown(
+        reactor: Reactor, tls_certs: Certs) -> None:
+    class Finisher(Recorder):
+        def shutdown_requested(self) -> Optional[bool]:
+            self.events.append("asked")
+            reactor.call_later(0.1, self.finish)
+            return True
+
+        def finish(self) -> None:
+            self.transport.write(b"last words")
+            self.transport.close()
+
+    server = Finisher()
+    listener = reactor.listen_tcp(lambda: server, "127.0.0.1", 0, ssl=tls_certs.server())
+    client = Recorder()
+    reactor.connect_tcp(lambda: client, "localhost", listener.port, ssl=tls_certs.client())
+    run_until(reactor, lambda: server.transport is not None and client.transport is not None)
+    listener.shutdown(grace=5)
+    run_until(reactor, lambda: client.lost)
+    assert "asked" in server.events
+    assert client.received == b"last words" and client.events[-1] == ("lost", None)

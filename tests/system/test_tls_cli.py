@@ -5,8 +5,11 @@ the openssl command."""
 
 from __future__ import annotations
 
+import shutil
 import signal
+import socket
 import subprocess
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -138,3 +141,47 @@ def test_ack_client_and_server_over_tls(tls_certs: Certs) -> None:
                                  "Client sends: hello over TLS\n")
         server.wait_for(r"^Got the message:hello over TLS$")
         assert server.stop(signal.SIGTERM) == 0
+
+
+SOCAT = shutil.which("socat")
+needs_socat = pytest.mark.skipif(SOCAT is None, reason="socat is not installed (.ci/run "
+                                 "installs it; apt-get install socat)")
+
+
+@needs_socat
+def test_socat_over_tls_against_our_echo_server(echo: Server, tls_certs: Certs) -> None:
+    result = subprocess.run([str(SOCAT), "-t", "5", "-",
+                             f"OPENSSL:127.0.0.1:{echo.port},cafile={tls_certs.cert},"
+                             "commonname=localhost"],
+                            input=b"hello from socat over TLS\n", capture_output=True,
+                            timeout=20)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == b"hello from socat over TLS\n"
+
+
+@needs_socat
+def test_our_echo_client_against_a_socat_tls_server(tls_certs: Certs) -> None:
+    with socket.socket() as probe:  # a free port for socat to listen on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    # fork: a child per connection, so the readiness probe below costs nothing.
+    server = subprocess.Popen([str(SOCAT), f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,"
+                               f"fork,cert={tls_certs.cert},key={tls_certs.key},verify=0",
+                               "EXEC:cat"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # until socat listens
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except ConnectionRefusedError:
+                assert time.monotonic() < deadline, "socat did not start"
+                time.sleep(0.05)
+        result = run(python("-m", "reactor", "echo-client", "127.0.0.1", str(port),
+                            "--count", "3", "--tls", "--cafile", str(tls_certs.cert),
+                            "--server-name", "localhost"))
+        assert result.returncode == 0, result.stderr
+        assert "echo-client: 3 record(s) of 250 bytes came back intact" in result.stdout
+    finally:
+        server.kill()
+        server.communicate()

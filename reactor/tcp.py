@@ -369,6 +369,9 @@ class Connector:
         self._last_error: Optional[BaseException] = None
         self._timer: Optional[TimerHandle] = None
         self._retry: Optional[TimerHandle] = None
+        # Closing the reactor cancels a connect still under way, so that
+        # its socket is closed then and not left to the garbage collector.
+        reactor.add_close_hook(self.cancel)
         if timeout is not None:
             self._timer = reactor.call_later(timeout, self._timed_out, timeout)
         if addresses is not None:  # nothing to resolve (a Unix socket's path)
@@ -405,6 +408,7 @@ class Connector:
     def cancel(self) -> None:
         """Give up.  Done callbacks are not called; no socket is left open
         (one in its TLS handshake is aborted)."""
+        self._reactor.remove_close_hook(self.cancel)
         if not self._done:
             self._done = True
             self._callbacks = []
@@ -558,6 +562,7 @@ class Connector:
         self._timer = self._retry = None
 
     def _finish(self, error: Optional[ConnectError], reported: bool = False) -> None:
+        self._reactor.remove_close_hook(self.cancel)
         if error is not None:
             error.__cause__ = error.reason
             self.error = error

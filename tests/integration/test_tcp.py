@@ -7,9 +7,11 @@ only."""
 from __future__ import annotations
 
 import errno
+import gc
 import socket
 import threading
 import time
+import warnings
 from typing import Any, List, Optional
 
 import pytest
@@ -967,3 +969,33 @@ def test_prepare_raising_drops_that_connection_and_the_listener_goes_on(
     finally:
         close_all(reactor, listener, factory)
         run_until(reactor, lambda: all(p.lost for p in factory.protocols))
+
+
+def test_closing_the_reactor_closes_a_connect_still_pending() -> None:
+    """A connect the peer never answers (its backlog is full, so the SYN
+    is dropped) when the reactor closes: its socket is closed then, with no
+    ResourceWarning, and nobody is called."""
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        port = full.getsockname()[1]
+        fillers = []
+        for _ in range(4):  # fill the backlog (and its SYN queue) up
+            filler = socket.socket()
+            filler.setblocking(False)
+            filler.connect_ex(("127.0.0.1", port))
+            fillers.append(filler)
+        reactor = Reactor()
+        called: List[Any] = []
+        connector = reactor.connect_tcp(Protocol, "127.0.0.1", port, timeout=30)
+        connector.add_done_callback(called.append)
+        for _ in range(5):
+            reactor.run_once(0.01)
+        pending = not connector.done()
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", ResourceWarning)
+            reactor.close()
+            gc.collect()
+        assert pending and called == [] and "cancelled" in repr(connector)
+        for filler in fillers:
+            filler.close()

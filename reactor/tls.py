@@ -17,10 +17,14 @@ waits below (and what was written before the handshake ended, when
 ``start_tls`` upgrades a live connection).  The handshake has a deadline
 (``handshake_timeout``, 60 s by default, as asyncio).  ``close()`` sends
 close_notify and waits for the peer's, at most ``shutdown_timeout``
-seconds, before closing below.  An EOF that arrives without the peer's
-close_notify is a truncation: ``connection_lost`` receives an
-``ssl.SSLEOFError``, not ``None``.  TLS has no half-close, so
-``write_eof()`` raises.
+seconds, before closing below; it reads on meanwhile, and drops what
+comes, as nothing is delivered after ``close()`` or ``abort()``.  An EOF
+that arrives without the peer's close_notify, before we sent ours, is a
+truncation: ``connection_lost`` receives an ``ssl.SSLEOFError``, not
+``None`` (after ours, a peer may just close: that is a clean end).  TLS
+has no half-close, so ``write_eof()`` raises.  Renegotiation is the
+context's to allow; OpenSSL 3 refuses a client's by default, and that
+connection ends.
 
 A server's failed handshake (plain text at the port, a client that gives
 up or resets, a bad certificate, the deadline) is routine: one line on the

@@ -582,6 +582,18 @@ class TLSLayer(Protocol):
             return
         if self.closing and not self._peer_closed:
             return
+        if self._send_close_notify():
+            # Theirs has not come yet: read on (and drop what comes) until
+            # it does, or until the shutdown timeout.
+            assert self._reactor is not None and self.raw is not None
+            self._timer = self._reactor.call_later(self.shutdown_timeout,
+                                                   self._finish_shutdown)
+            self.raw.resume_reading()
+            return
+        self._finish_shutdown()
+
+    def _send_close_notify(self) -> bool:
+        """Send our close_notify; true if the peer's has yet to come."""
         self.closing = True
         self._held.clear()
         self._discard_readable()
@@ -589,19 +601,12 @@ class TLSLayer(Protocol):
             self._sslobj.unwrap()
         except ssl.SSLError as exc:
             self._flush()  # ours is sent
-            waiting = (isinstance(exc, ssl.SSLWantReadError)
-                       # records after which theirs may still come:
-                       or exc.reason == "APPLICATION_DATA_AFTER_CLOSE_NOTIFY")
-            if waiting and not self._peer_closed:
-                # Theirs has not come yet: read on (and drop what comes)
-                # until it does, or until the shutdown timeout.
-                assert self._reactor is not None
-                self._timer = self._reactor.call_later(self.shutdown_timeout,
-                                                       self._finish_shutdown)
-                self.raw.resume_reading()
-                return
+            return not self._peer_closed and (
+                isinstance(exc, ssl.SSLWantReadError)
+                # records after which theirs may still come:
+                or exc.reason == "APPLICATION_DATA_AFTER_CLOSE_NOTIFY")
         self._flush()
-        self._finish_shutdown()
+        return False
 
     def _discard_readable(self) -> None:
         """Read and drop the records already in: OpenSSL's shutdown fails
@@ -623,13 +628,7 @@ class TLSLayer(Protocol):
         """Send close_notify and close below without waiting for the
         peer's (a deadline passed: the peer is not to be waited for)."""
         self._reason = self._reason or reason
-        self.closing = True
-        self._discard_readable()
-        try:
-            self._sslobj.unwrap()
-        except ssl.SSLError:
-            pass
-        self._flush()
+        self._send_close_notify()
         self._finish_shutdown()
 
     def _finish_shutdown(self) -> None:

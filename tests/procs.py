@@ -11,6 +11,7 @@ import os
 import re
 import selectors
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -162,3 +163,25 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def free_port() -> int:
+    """A loopback port free just now, for a program that cannot be told
+    port 0 (socat, haproxy)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_listening(port: int, proc: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Wait until ``proc`` accepts connections on ``port`` (one probe
+    connection, closed at once); fail if it exits or ``timeout`` passes."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except ConnectionRefusedError:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, f"{proc.args[0]} did not start listening"
+            time.sleep(0.05)

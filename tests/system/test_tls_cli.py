@@ -7,15 +7,13 @@ from __future__ import annotations
 
 import shutil
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Iterator
 
 import pytest
 
-from ..procs import ROOT, Server, env, python, run
+from ..procs import ROOT, Server, env, free_port, python, run, wait_listening
 from ..tlscerts import Certs, needs_openssl
 
 pytestmark = [pytest.mark.timeout(60), needs_openssl]
@@ -161,22 +159,13 @@ def test_socat_over_tls_against_our_echo_server(echo: Server, tls_certs: Certs) 
 
 @needs_socat
 def test_our_echo_client_against_a_socat_tls_server(tls_certs: Certs) -> None:
-    with socket.socket() as probe:  # a free port for socat to listen on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    # fork: a child per connection, so the readiness probe below costs nothing.
+    port = free_port()
+    # fork: a child per connection, so the readiness probe costs nothing.
     server = subprocess.Popen([str(SOCAT), f"OPENSSL-LISTEN:{port},bind=127.0.0.1,reuseaddr,"
                                f"fork,cert={tls_certs.cert},key={tls_certs.key},verify=0",
                                "EXEC:cat"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
-        while True:  # until socat listens
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except ConnectionRefusedError:
-                assert time.monotonic() < deadline, "socat did not start"
-                time.sleep(0.05)
+        wait_listening(port, server)
         result = run(python("-m", "reactor", "echo-client", "127.0.0.1", str(port),
                             "--count", "3", "--tls", "--cafile", str(tls_certs.cert),
                             "--server-name", "localhost"))

@@ -8,13 +8,12 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 from typing import Iterator, List
 
 import pytest
 
-from ..procs import Server, python, run
+from ..procs import Server, free_port, python, run, wait_listening
 from ..tlscerts import Certs, needs_openssl
 
 HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/haproxy").exists()
@@ -23,24 +22,6 @@ HAPROXY = shutil.which("haproxy") or ("/usr/sbin/haproxy" if Path("/usr/sbin/hap
 pytestmark = [pytest.mark.timeout(60), needs_openssl,
               pytest.mark.skipif(HAPROXY is None, reason="haproxy is not installed (.ci/run "
                                  "installs it; apt-get install haproxy)")]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_listening(port: int, proc: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except ConnectionRefusedError:
-            assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "haproxy did not start listening"
-            time.sleep(0.05)
 
 
 def haproxy(tmp_path: Path, sections: str) -> Iterator[subprocess.Popen]:

@@ -682,6 +682,9 @@ def test_writelines_and_the_connection_settings_over_tls(reactor: Reactor,
             tls.get_max_write_buffer()) == (7, 9, 11, 1 << 20)
     assert tls.get_write_buffer_limits()[1] == 4096
     assert tls.can_write_eof() is False and tls.is_reading()
+    assert tls.get_extra_info("compression") is None  # OpenSSL leaves it off
+    assert tls.get_extra_info("ssl_object").version() == "TLSv1.3"
+    assert tls.get_extra_info("peername")[0] in ("127.0.0.1", "::1")
     assert "TLSTransport over" in repr(tls)
     with pytest.raises(TypeError):
         tls.write("text")
